@@ -1,0 +1,279 @@
+"""Run folders: config.json, model.safetensors, history.json, samples/, embeddings.npz, metrics.json.
+
+Tensors and JSON only (safetensors, numpy without pickle): loading a run never runs code. A run is
+written into a hidden temporary folder beside its destination and renamed into place when complete,
+so a crash never leaves a half-written run visible. Loading is strict: every problem raises
+CheckpointError naming the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CONFIG, WEIGHTS, HISTORY, METRICS, EMBEDDINGS, SAMPLES = (
+    "config.json", "model.safetensors", "history.json", "metrics.json", "embeddings.npz", "samples")
+EMBEDDING_KEYS = ("indices", "labels", "codes", "tsne")
+FORMAT_VERSION = 1
+
+
+class CheckpointError(Exception):
+    """A run folder is missing, corrupt, truncated or does not match its config."""
+
+
+# --- paths -------------------------------------------------------------------------------------
+def run_path(root: str | os.PathLike, name: str) -> Path:
+    """root/name, refusing names that are empty, hidden or escape root (.., absolute, separators)."""
+    if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..", "."):
+        raise CheckpointError(f"invalid run name {name!r}: use letters, digits, '-' and '_' only")
+    root = Path(root).resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise CheckpointError(f"run name {name!r} escapes {root}")
+    return path
+
+
+def list_runs(root: str | os.PathLike) -> list[str]:
+    """Names of the complete runs (folders holding config.json) under root, sorted; hidden ones skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / CONFIG).is_file())
+
+
+# --- provenance --------------------------------------------------------------------------------
+def git_commit() -> str:
+    """HEAD of the repository this code lives in, with '+dirty' for uncommitted changes; 'unknown' outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    import safetensors
+    import torchvision
+
+    from core import __version__
+
+    return {"core": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": np.__version__, "safetensors": safetensors.__version__}
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return device.type
+
+
+# --- writing -----------------------------------------------------------------------------------
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")
+
+
+def _write_png(path: Path, grid: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(grid).save(path)
+
+
+def save_run(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    config: dict,
+    history: dict,
+    grids: dict[int, np.ndarray] | None = None,
+    embeddings: dict[str, np.ndarray] | None = None,
+    metrics: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a complete run folder atomically. `config` is the run's config.json (see core.train_run)."""
+    from safetensors.torch import save_file
+
+    path = Path(path).resolve()
+    if path.exists() and not overwrite:
+        raise CheckpointError(f"{path} exists; choose another name or pass overwrite=True")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a run is meant to be shared
+    try:
+        _write_json(tmp / CONFIG, config)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS), metadata={"model": config["model"], "format": str(FORMAT_VERSION)})
+        _write_json(tmp / HISTORY, history)
+        (tmp / SAMPLES).mkdir()
+        for epoch, grid in sorted((grids or {}).items()):
+            _write_png(tmp / SAMPLES / f"epoch_{epoch:03d}.png", grid)
+        if embeddings is not None:
+            np.savez(tmp / EMBEDDINGS, **{k: np.asarray(embeddings[k]) for k in EMBEDDING_KEYS})
+        if metrics is not None:
+            _write_json(tmp / METRICS, metrics)
+        if path.exists():  # overwrite: move the old run aside first so a failure loses neither
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.rename(path, old / "run")
+            os.rename(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def write_metrics(path: str | os.PathLike, metrics: dict) -> None:
+    """Replace metrics.json of an existing run atomically (write a temp file, then rename)."""
+    path = Path(path)
+    read_config(path)
+    fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".json", dir=path)
+    os.close(fd)
+    try:
+        _write_json(Path(tmp), metrics)
+        os.replace(tmp, path / METRICS)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- reading -----------------------------------------------------------------------------------
+def _require(path: Path, name: str) -> Path:
+    f = path / name
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such run folder")
+    if not f.is_file():
+        raise CheckpointError(f"{f}: missing")
+    return f
+
+
+def _read_json(path: Path, name: str):
+    f = _require(path, name)
+    try:
+        return json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{f}: not valid JSON ({err})") from err
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    from core.models import REGISTRY
+
+    path = Path(path)
+    cfg = _read_json(path, CONFIG)
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path / CONFIG}: expected a JSON object")
+    for key in ("model", "class", "model_config"):
+        if key not in cfg:
+            raise CheckpointError(f"{path / CONFIG}: missing key {key!r}")
+    if cfg["model"] not in REGISTRY:
+        raise CheckpointError(f"{path / CONFIG}: unknown model {cfg['model']!r} (known: {sorted(REGISTRY)})")
+    if REGISTRY[cfg["model"]][0].__name__ != cfg["class"]:
+        raise CheckpointError(f"{path / CONFIG}: class {cfg['class']!r} does not match model {cfg['model']!r}")
+    return cfg
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Build the model from config.json and load model.safetensors strictly, in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from core.models import build_model
+
+    path = Path(path)
+    cfg = read_config(path)
+    try:
+        model = build_model(cfg["model"], cfg["model_config"])
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{path / CONFIG}: bad model_config: {err}") from err
+    f = _require(path, WEIGHTS)
+    try:
+        state = load_file(str(f), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{f}: corrupt or truncated ({err})") from err
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise CheckpointError(f"{f}: does not match {CONFIG}: {' '.join(first[:3])[:400]}") from err
+    return model.to(device).eval()
+
+
+def read_history(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    h = _read_json(path, HISTORY)
+    if not isinstance(h, dict) or not isinstance(h.get("steps"), dict) or not isinstance(h.get("epochs"), dict):
+        raise CheckpointError(f"{path / HISTORY}: expected {{'steps': {{...}}, 'epochs': {{...}}}}")
+    for part in ("steps", "epochs"):
+        lengths = {len(v) for v in h[part].values() if isinstance(v, list)}
+        if len(lengths) > 1:
+            raise CheckpointError(f"{path / HISTORY}: columns of '{part}' have different lengths {sorted(lengths)}")
+    return h
+
+
+def read_metrics(path: str | os.PathLike) -> dict | None:
+    """metrics.json, or None when the run has not been evaluated."""
+    path = Path(path)
+    return _read_json(path, METRICS) if (path / METRICS).exists() else None
+
+
+def read_embeddings(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    path = Path(path)
+    f = _require(path, EMBEDDINGS)
+    try:
+        with np.load(f, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except Exception as err:  # zipfile.BadZipFile, ValueError, OSError, EOFError: all mean "unreadable"
+        raise CheckpointError(f"{f}: corrupt or truncated ({type(err).__name__}: {err})") from err
+    missing = [k for k in EMBEDDING_KEYS if k not in data]
+    if missing:
+        raise CheckpointError(f"{f}: missing arrays {missing}")
+    n = len(data["indices"])
+    if any(len(data[k]) != n for k in EMBEDDING_KEYS) or data["tsne"].ndim != 2 or data["tsne"].shape[1] != 2:
+        raise CheckpointError(f"{f}: arrays disagree in length or t-SNE is not (N, 2): "
+                              + ", ".join(f"{k}{data[k].shape}" for k in EMBEDDING_KEYS))
+    return data
+
+
+def sample_grids(path: str | os.PathLike) -> list[Path]:
+    """The per-epoch sample grid PNGs, in epoch order."""
+    d = Path(path) / SAMPLES
+    return sorted(d.glob("epoch_*.png")) if d.is_dir() else []
+
+
+@dataclass
+class Run:
+    name: str
+    path: Path
+    config: dict
+    model: torch.nn.Module
+    history: dict
+    metrics: dict | None
+    embeddings: dict[str, np.ndarray] | None
+    grids: list[Path] = field(default_factory=list)
+
+
+def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Run:
+    """Load and check every file of a run (embeddings are optional for classifier runs)."""
+    path = Path(path)
+    cfg = read_config(path)
+    embeddings = read_embeddings(path) if cfg["model"] != "classifier" else None
+    return Run(path.name, path, cfg, load_model(path, device), read_history(path), read_metrics(path),
+               embeddings, sample_grids(path))
+
+
+def config_dict(obj) -> dict:
+    return asdict(obj)

@@ -1,0 +1,93 @@
+"""One training run from start to finished folder: data -> model -> fit -> embeddings -> save_run."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from core import checkpoint, data, embed
+from core.models import build_model
+from core.train import TrainConfig, fit, resolve_device, seed_everything
+
+
+def load_data(dataset: str, data_dir, device, download: bool = False, limit: int | None = None):
+    """(train, test) pairs of (uint8 images, labels) on device; `limit` keeps the first N of each (smoke runs)."""
+    train = data.load_split(dataset, data_dir, train=True, download=download, device=device)
+    test = data.load_split(dataset, data_dir, train=False, download=download, device=device)
+    if limit:
+        train, test = tuple(t[:limit] for t in train), tuple(t[:limit] for t in test)
+    return train, test
+
+
+def train_run(
+    kind: str,
+    out: str | Path,
+    model_config: dict | None = None,
+    train_config: TrainConfig | None = None,
+    dataset: str = "mnist",
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    limit: int | None = None,
+    splits=None,
+    embed_size: int = embed.SUBSET_SIZE,
+    on_step: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Train a `kind` model ("vae", "gan", "classifier") and write its run folder to `out`.
+
+    `splits` = ((train_images, train_labels), (test_images, test_labels)) bypasses the data root
+    (tests pass synthetic data). Raises before any training if `out` exists (unless overwrite), if the
+    data is missing or a config value is out of range; raises TrainingDiverged on NaN, writing nothing.
+    """
+    cfg = train_config or TrainConfig()
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise checkpoint.CheckpointError(f"{out} exists; choose another --out or pass --overwrite")
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    model = build_model(kind, model_config).to(device)
+    if splits is None:
+        train, test = load_data(dataset, data_dir, device, download, limit)
+        data_info = {"name": dataset, "root": str(Path(data_dir or data.default_root()).resolve()),
+                     "train_size": len(train[0]), "test_size": len(test[0])}
+    else:
+        train, test = (tuple(t.to(device) for t in s) for s in splits)
+        data_info = {"name": dataset, "root": None, "synthetic": True,
+                     "train_size": len(train[0]), "test_size": len(test[0])}
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result = fit(model, train, test, cfg, on_step=on_step, on_epoch=on_epoch)
+
+    if kind == "classifier":
+        embeddings, metrics = None, {"test": model.evaluate(*test)}
+    else:
+        embeddings = embed.compute_embeddings(model, *test, size=embed_size)
+        metrics = {"held_out": {k.removeprefix("test/"): v[-1] for k, v in result["history"]["epochs"].items()
+                                if k.startswith("test/")},
+                   "settings": {"split": "test", "images": len(test[0]), "seed": 0,
+                                "binarization": "dynamic, fixed seed" if kind == "vae" else None}}
+    config = {
+        "model": kind,
+        "class": type(model).__name__,
+        "model_config": dataclasses.asdict(model.config),
+        "train_config": dataclasses.asdict(cfg),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "dataset": data_info,
+        "seed": cfg.seed,
+        "device": checkpoint.device_name(device),
+        "started": started,
+        "wall_time_s": result["wall_time_s"],
+        "epochs_completed": len(result["history"]["epochs"]["epoch"]),
+        "stopped_early": result["stopped_early"],
+        "versions": checkpoint.versions(),
+        "git_commit": checkpoint.git_commit(),
+        "format": checkpoint.FORMAT_VERSION,
+    }
+    return checkpoint.save_run(out, model, config, result["history"], result["grids"], embeddings, metrics,
+                               overwrite=overwrite)
+
+

@@ -1,0 +1,158 @@
+"""Plain training loop shared by every model: one `step()` per batch, one loop over epochs."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.data import batches
+from core.models.layers import check_range
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; training stopped and nothing was written."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10  # passes over the training set
+    batch_size: int = 128
+    lr: float | None = None  # Adam learning rate; None = the model's default (VAE 1e-3, GAN 2e-4)
+    beta1: float | None = None  # Adam betas; None = the model's default (GAN: DCGAN's 0.5, 0.999)
+    beta2: float | None = None
+    seed: int = 0  # seeds weights, shuffling, noise and the fixed sample grid
+    device: str = "auto"  # auto = cuda > mps > cpu
+    time_budget_s: float | None = None  # stop early (after the current step) once this much time has passed
+    grid_size: int = 64  # images in the per-epoch fixed-noise sample grid
+
+    def __post_init__(self):
+        check_range("epochs", self.epochs, 1, 10_000)
+        check_range("batch_size", self.batch_size, 1, 65_536)
+        for name in ("lr", "beta1", "beta2", "time_budget_s"):
+            value = getattr(self, name)
+            if value is not None:
+                hi = {"lr": 1.0, "beta1": 0.9999, "beta2": 0.99999, "time_budget_s": 1e7}[name]
+                check_range(name, value, 0.0 if name.startswith("beta") else 1e-12, hi)
+        check_range("grid_size", self.grid_size, 1, 1024)
+        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"device must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)  # seeds the CPU and every CUDA device
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def fixed_noise(n: int, latent_dim: int, seed: int, device) -> torch.Tensor:
+    """The latent codes behind the per-epoch sample grids: the same for every epoch of a run."""
+    g = torch.Generator().manual_seed(seed + 1)
+    return torch.randn(n, latent_dim, generator=g).to(device)
+
+
+def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    """(B, 1, H, W) floats in [0, 1] -> one uint8 (rows, cols) image with `pad` black pixels between."""
+    b, _, h, w = images.shape
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(b))))
+    ncol_rows = int(math.ceil(b / nrow))
+    grid = np.zeros((ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad), dtype=np.uint8)
+    arr = (images.detach().float().clamp(0, 1).cpu().numpy()[:, 0] * 255).round().astype(np.uint8)
+    for i in range(b):
+        r, c = divmod(i, nrow)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = arr[i]
+    return grid
+
+
+def _check_finite(losses: dict[str, float], epoch: int, step: int) -> None:
+    for k, v in losses.items():
+        if not math.isfinite(v):
+            raise TrainingDiverged(
+                f"{k} became {v} at epoch {epoch}, step {step}: training stopped and nothing was written. "
+                "Try a lower learning rate or a different seed."
+            )
+
+
+def fit(
+    model: torch.nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor] | None,
+    cfg: TrainConfig,
+    on_step: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train `model` in place on uint8 (images, labels) already on the model's device.
+
+    Returns {"history": {"steps": {...}, "epochs": {...}}, "grids": {epoch: uint8 array}, "wall_time_s": s,
+    "stopped_early": bool}. Histories are columnar: each key maps to a list, one entry per step or epoch.
+    `on_step` / `on_epoch` receive progress dicts (used by the CLI's tqdm bar and by core.jobs).
+    """
+    device = train[0].device
+    model.configure_optimizers(cfg.lr or model.default_lr,
+                               (cfg.beta1 if cfg.beta1 is not None else model.default_betas[0],
+                                cfg.beta2 if cfg.beta2 is not None else model.default_betas[1]))
+    shuffle_gen = torch.Generator().manual_seed(cfg.seed)
+    latent_dim = getattr(model.config, "latent_dim", None)
+    noise = fixed_noise(cfg.grid_size, latent_dim, cfg.seed, device) if latent_dim else None
+    steps: dict[str, list] = {"step": [], "epoch": []}
+    epochs: dict[str, list] = {"epoch": [], "time_s": []}
+    grids: dict[int, np.ndarray] = {}
+    n_batches = math.ceil(train[0].shape[0] / cfg.batch_size)
+    total_steps = cfg.epochs * n_batches
+    start = time.perf_counter()
+    step, stopped_early = 0, False
+
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        sums: dict[str, float] = {}
+        seen = 0
+        for x, y in batches(*train, cfg.batch_size, shuffle=True, generator=shuffle_gen):
+            losses = model.step(x, y)
+            step += 1
+            _check_finite(losses, epoch, step)
+            steps["step"].append(step)
+            steps["epoch"].append(epoch)
+            for k, v in losses.items():
+                steps.setdefault(k, []).append(round(v, 6))
+                sums[k] = sums.get(k, 0.0) + v * x.shape[0]
+            seen += x.shape[0]
+            elapsed = time.perf_counter() - start
+            if on_step:
+                on_step({"epoch": epoch, "step": step, "total_steps": total_steps, "elapsed_s": elapsed,
+                         "eta_s": elapsed / step * (total_steps - step), "losses": losses})
+            if cfg.time_budget_s is not None and elapsed > cfg.time_budget_s:
+                stopped_early = True
+                break
+        epochs["epoch"].append(epoch)
+        epochs["time_s"].append(round(time.perf_counter() - start, 3))
+        for k, v in sums.items():
+            epochs.setdefault(f"train/{k}", []).append(round(v / seen, 6))
+        if test is not None:
+            for k, v in model.evaluate(*test).items():
+                _check_finite({f"test/{k}": v}, epoch, step)
+                epochs.setdefault(f"test/{k}", []).append(round(v, 6))
+        if noise is not None:
+            model.eval()
+            grids[epoch] = make_grid(model.sample(noise))
+        if on_epoch:
+            on_epoch({"epoch": epoch, "epochs": cfg.epochs, "step": step,
+                      "row": {k: v[-1] for k, v in epochs.items()}, "grid": grids.get(epoch)})
+        if stopped_early:
+            break
+    model.eval()
+    return {"history": {"steps": steps, "epochs": epochs}, "grids": grids,
+            "wall_time_s": round(time.perf_counter() - start, 2), "stopped_early": stopped_early}
