@@ -47,7 +47,8 @@ def list_runs(root: str | os.PathLike) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / CONFIG).is_file())
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / CONFIG).is_file())
 
 
 # --- provenance --------------------------------------------------------------------------------

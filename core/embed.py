@@ -22,7 +22,8 @@ def latent_codes(model, images: torch.Tensor, batch_size: int = 1000) -> np.ndar
     """uint8 images (N, 1, 28, 28) -> model.embed codes (N, latent_dim) as float32 numpy."""
     model.eval()
     device = next(model.parameters()).device
-    out = [model.embed(to_float(images[i:i + batch_size].to(device))).cpu() for i in range(0, len(images), batch_size)]
+    out = [model.embed(to_float(images[i:i + batch_size].to(device))).cpu()
+           for i in range(0, len(images), batch_size)]
     return torch.cat(out).numpy().astype(np.float32)
 
 
@@ -31,7 +32,8 @@ def tsne(codes: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> np.ndarr
     from sklearn.manifold import TSNE
 
     perplexity = float(min(perplexity, max(1.0, (len(codes) - 1) / 3)))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes).astype(np.float32)
+    coords = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(codes)
+    return coords.astype(np.float32)
 
 
 def pca(codes: np.ndarray) -> np.ndarray:

@@ -7,8 +7,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from core import checkpoint, data, embed
 from core.models import build_model
 from core.train import TrainConfig, fit, resolve_device, seed_everything

@@ -59,7 +59,9 @@ class VAE(nn.Module):
         self.config = config
         c = config
         if c.preset == "conv":
-            self.encoder = nn.Sequential(conv_features(c.width), nn.Linear(2 * c.width * 49, c.hidden), nn.LeakyReLU(0.2))
+            self.encoder = nn.Sequential(
+                conv_features(c.width), nn.Linear(2 * c.width * 49, c.hidden), nn.LeakyReLU(0.2)
+            )
             self.decoder = nn.Sequential(
                 nn.Linear(c.latent_dim, c.hidden), nn.ReLU(), conv_image_head(c.hidden, c.width)
             )

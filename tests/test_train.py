@@ -1,0 +1,88 @@
+import math
+
+import pytest
+import torch
+
+from core.checkpoint import load_model
+from core.models import build_model
+from core.runner import train_run
+from core.train import TrainConfig, TrainingDiverged, fit, make_grid
+
+from .conftest import TINY, make_tiny_run
+
+
+@pytest.mark.parametrize("kind", ["vae", "gan", "classifier"])
+def test_one_tiny_epoch(kind, splits):
+    torch.manual_seed(0)
+    model = build_model(kind, TINY.get(kind, {"width": 4, "feature_dim": 8}))
+    result = fit(model, *splits, TrainConfig(epochs=1, batch_size=64, device="cpu"))
+    steps, epochs = result["history"]["steps"], result["history"]["epochs"]
+    assert steps["step"] == [1, 2, 3]  # 192 images / 64
+    assert epochs["epoch"] == [1]
+    expected = {"vae": "test/neg_elbo", "gan": "test/d_real", "classifier": "test/accuracy"}[kind]
+    assert math.isfinite(epochs[expected][0])
+    if kind == "gan":
+        assert {"d_loss", "g_loss", "d_real", "d_fake", "e_loss"} <= set(steps)
+    if kind != "classifier":
+        assert result["grids"][1].shape == (8 * 30 + 2, 8 * 30 + 2)
+
+
+def test_vae_learns_on_synthetic_data(splits):
+    torch.manual_seed(0)
+    model = build_model("vae", TINY["vae"])
+    epochs = fit(model, *splits, TrainConfig(epochs=4, batch_size=32, device="cpu"))["history"]["epochs"]
+    assert epochs["test/neg_elbo"][-1] < epochs["test/neg_elbo"][0]
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tmp_path, splits):
+    a = load_model(make_tiny_run("gan", tmp_path / "a", splits, seed=3, epochs=1))
+    b = load_model(make_tiny_run("gan", tmp_path / "b", splits, seed=3, epochs=1))
+    c = load_model(make_tiny_run("gan", tmp_path / "c", splits, seed=4, epochs=1))
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_nan_loss_stops_training_and_writes_nothing(tmp_path, splits, monkeypatch):
+    from core.models.vae import VAE
+
+    calls = {"n": 0}
+    real_step = VAE.step
+
+    def flaky(self, x, labels=None):
+        calls["n"] += 1
+        out = real_step(self, x, labels)
+        return {**out, "neg_elbo": float("nan")} if calls["n"] == 2 else out
+
+    monkeypatch.setattr(VAE, "step", flaky)
+    with pytest.raises(TrainingDiverged, match=r"neg_elbo became nan at epoch 1, step 2.*nothing was written"):
+        make_tiny_run("vae", tmp_path / "run", splits)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_huge_learning_rate_diverges_cleanly(tmp_path, splits):
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=1.0, device="cpu")
+    with pytest.raises(TrainingDiverged):
+        train_run("vae", tmp_path / "run", {"preset": "seed", "latent_dim": 4}, cfg, splits=splits, embed_size=32)
+    assert not (tmp_path / "run").exists()
+
+
+def test_time_budget_stops_early(splits):
+    model = build_model("vae", TINY["vae"])
+    result = fit(model, *splits, TrainConfig(epochs=50, batch_size=16, time_budget_s=1e-9, device="cpu"))
+    assert result["stopped_early"] and result["history"]["steps"]["step"] == [1]
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 0), ("batch_size", 0), ("lr", -1.0), ("lr", 5.0),
+                                         ("beta1", 1.5), ("device", "tpu")])
+def test_train_config_bounds(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_make_grid_layout():
+    imgs = torch.zeros(3, 1, 28, 28)
+    imgs[1] = 1.0
+    grid = make_grid(imgs, nrow=2, pad=2)
+    assert grid.shape == (2 * 30 + 2, 2 * 30 + 2)
+    assert grid[2:30, 32:60].min() == 255 and grid[2:30, 2:30].max() == 0
