@@ -71,6 +71,18 @@ def cmd_show(args) -> None:
     print(f"  sample grids: {len(run.grids)}; metrics: {'yes' if run.metrics else 'none'}")
 
 
+def cmd_embed(args) -> None:
+    from core import checkpoint, data, embed
+
+    path = Path(args.run) if Path(args.run).is_dir() else checkpoint.run_path(args.root, args.run)
+    cfg = checkpoint.read_config(path)
+    model = checkpoint.load_model(path)
+    test = data.load_split(cfg["dataset"]["name"], args.data_dir, train=False)
+    checkpoint.write_embeddings(path, embed.compute_embeddings(model, *test, size=args.size,
+                                                               perplexity=args.perplexity))
+    print(f"wrote {path / checkpoint.EMBEDDINGS}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m core", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -102,6 +114,14 @@ def main(argv=None) -> int:
     s.add_argument("run", help="run name under --root, or a path to a run folder")
     s.add_argument("--root", default=DEFAULT_ROOT)
     s.set_defaults(func=cmd_show)
+
+    e = sub.add_parser("embed", help="recompute a run's embeddings.npz (latent codes + t-SNE of the test subset)")
+    e.add_argument("run", help="run name under --root, or a path to a run folder")
+    e.add_argument("--root", default=DEFAULT_ROOT)
+    e.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
+    e.add_argument("--size", type=int, default=2000, help="test images in the subset")
+    e.add_argument("--perplexity", type=float, default=30.0)
+    e.set_defaults(func=cmd_embed)
 
     args = p.parse_args(argv)
     from core.checkpoint import CheckpointError

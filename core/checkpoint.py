@@ -23,6 +23,7 @@ import torch
 CONFIG, WEIGHTS, HISTORY, METRICS, EMBEDDINGS, SAMPLES = (
     "config.json", "model.safetensors", "history.json", "metrics.json", "embeddings.npz", "samples")
 EMBEDDING_KEYS = ("indices", "labels", "codes", "tsne")
+OPTIONAL_EMBEDDING_KEYS = ("images",)  # (N, 28, 28) uint8 test digits
 FORMAT_VERSION = 1
 
 
@@ -122,7 +123,7 @@ def save_run(
         for epoch, grid in sorted((grids or {}).items()):
             _write_png(tmp / SAMPLES / f"epoch_{epoch:03d}.png", grid)
         if embeddings is not None:
-            np.savez(tmp / EMBEDDINGS, **{k: np.asarray(embeddings[k]) for k in EMBEDDING_KEYS})
+            write_embeddings(tmp, embeddings)
         if metrics is not None:
             _write_json(tmp / METRICS, metrics)
         if path.exists():  # overwrite: move the old run aside first so a failure loses neither
@@ -136,6 +137,19 @@ def save_run(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def write_embeddings(path: str | os.PathLike, embeddings: dict[str, np.ndarray]) -> None:
+    """Write embeddings.npz (compressed, no pickles) into a run folder via a temp file + rename."""
+    path = Path(path)
+    keys = [k for k in (*EMBEDDING_KEYS, *OPTIONAL_EMBEDDING_KEYS) if k in embeddings]
+    tmp = path / f".{EMBEDDINGS}.tmp.npz"
+    try:
+        np.savez_compressed(tmp, **{k: np.asarray(embeddings[k]) for k in keys})
+        os.replace(tmp, path / EMBEDDINGS)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_metrics(path: str | os.PathLike, metrics: dict) -> None:
@@ -243,9 +257,9 @@ def read_embeddings(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if missing:
         raise CheckpointError(f"{f}: missing arrays {missing}")
     n = len(data["indices"])
-    if any(len(data[k]) != n for k in EMBEDDING_KEYS) or data["tsne"].ndim != 2 or data["tsne"].shape[1] != 2:
+    if any(len(data[k]) != n for k in data) or data["tsne"].ndim != 2 or data["tsne"].shape[1] != 2:
         raise CheckpointError(f"{f}: arrays disagree in length or t-SNE is not (N, 2): "
-                              + ", ".join(f"{k}{data[k].shape}" for k in EMBEDDING_KEYS))
+                              + ", ".join(f"{k}{data[k].shape}" for k in data))
     return data
 
 

@@ -96,7 +96,7 @@ def test_interrupted_save_leaves_no_run(tmp_path, splits, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoint.np, "savez", boom)
+    monkeypatch.setattr(checkpoint.np, "savez_compressed", boom)
     with pytest.raises(KeyboardInterrupt):
         make_tiny_run("vae", tmp_path / "run", splits, epochs=1)
     assert list(tmp_path.iterdir()) == []  # neither the run nor its temporary folder
@@ -126,3 +126,11 @@ def test_cli_show_and_list(tiny_runs, run, capsys):
     (run / "model.safetensors").write_bytes(b"junk")
     assert main(["show", str(run)]) == 2
     assert "model.safetensors" in capsys.readouterr().err
+
+
+def test_embeddings_carry_the_test_digits(tiny_runs, splits):
+    emb = checkpoint.read_embeddings(tiny_runs / "mnist-vae")
+    test_images, test_labels = splits[1]
+    assert emb["images"].shape == (64, 28, 28) and emb["images"].dtype == np.uint8
+    assert np.array_equal(emb["images"], test_images[emb["indices"], 0].numpy())
+    assert np.array_equal(emb["labels"], test_labels[emb["indices"]].numpy())
