@@ -1,0 +1,254 @@
+"""The dashboard's one data module: the only place that touches the disk or torch.
+
+Pages call these functions and get numpy arrays, dicts and plain values back. Models are cached with
+`st.cache_resource` (shared, never mutated), arrays with `st.cache_data`. Every cache key includes the
+file's modification time, so a retrained or re-pulled run is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `streamlit run dashboard/app.py` puts dashboard/, not the repo, on the path
+    sys.path.insert(0, str(REPO))
+
+from core import checkpoint, embed  # noqa: E402
+from core.checkpoint import CheckpointError  # noqa: E402
+from core.data import class_names  # noqa: E402
+
+KINDS = ("vae", "gan")
+LABELS = {"vae": "VAE", "gan": "GAN"}
+
+
+def checkpoint_dir() -> Path:
+    """The committed runs: $CHECKPOINT_DIR, default checkpoints/ in the repository."""
+    return Path(os.environ.get("CHECKPOINT_DIR") or REPO / "checkpoints")
+
+
+def runs_dir() -> Path:
+    """Runs trained from the browser: $RUNS_DIR, default runs/ (git-ignored)."""
+    return Path(os.environ.get("RUNS_DIR") or REPO / "runs")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    name: str
+    path: str
+    model: str | None  # "vae", "gan", "classifier", or None when config.json is unreadable
+    dataset: str | None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        where = "" if Path(self.path).parent == checkpoint_dir() else " (retrained)"
+        return f"{self.name}{where}"
+
+
+def _stamp(path: str | Path, name: str = checkpoint.CONFIG) -> float:
+    """Modification time of a run file (0 when missing): part of every cache key."""
+    try:
+        return (Path(path) / name).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def catalog() -> list[RunInfo]:
+    """Every run folder under the checkpoint and runs folders; broken configs are listed with their error."""
+    runs = []
+    for root in (checkpoint_dir(), runs_dir()):
+        for name in checkpoint.list_runs(root):
+            path = root / name
+            try:
+                cfg = checkpoint.read_config(path)
+                runs.append(RunInfo(name, str(path), cfg["model"], cfg.get("dataset", {}).get("name")))
+            except CheckpointError as err:
+                runs.append(RunInfo(name, str(path), None, None, str(err)))
+    return runs
+
+
+def runs_of(kind: str, dataset: str | None = None) -> list[RunInfo]:
+    return [r for r in catalog()
+            if (r.model == kind or r.model is None) and (dataset is None or r.dataset in (dataset, None))]
+
+
+def datasets() -> list[str]:
+    return sorted({r.dataset for r in catalog() if r.dataset and r.model in KINDS})
+
+
+# --- per-run files ---------------------------------------------------------------------------------
+@st.cache_resource(max_entries=12, show_spinner=False)
+def _model(path: str, stamp: float):
+    return checkpoint.load_model(path)
+
+
+def model(path: str):
+    """The run's model, strictly loaded (raises CheckpointError naming the file)."""
+    return _model(path, _stamp(path, checkpoint.WEIGHTS) + _stamp(path))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _config(path: str, stamp: float) -> dict:
+    return checkpoint.read_config(path)
+
+
+def config(path: str) -> dict:
+    return _config(path, _stamp(path))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _history(path: str, stamp: float) -> dict:
+    return checkpoint.read_history(path)
+
+
+def history(path: str) -> dict:
+    return _history(path, _stamp(path, checkpoint.HISTORY))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _metrics(path: str, stamp: float) -> dict | None:
+    return checkpoint.read_metrics(path)
+
+
+def metrics(path: str) -> dict | None:
+    return _metrics(path, _stamp(path, checkpoint.METRICS))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _embeddings(path: str, stamp: float) -> dict[str, np.ndarray]:
+    return checkpoint.read_embeddings(path)
+
+
+def embeddings(path: str) -> dict[str, np.ndarray]:
+    return _embeddings(path, _stamp(path, checkpoint.EMBEDDINGS))
+
+
+def sample_grid_files(path: str) -> list[str]:
+    """Per-epoch fixed-noise sample grids (PNG paths), epoch order."""
+    return [str(p) for p in checkpoint.sample_grids(path)]
+
+
+def nearest_png(path: str) -> str | None:
+    p = Path(path) / "nearest.png"
+    return str(p) if p.is_file() else None
+
+
+def facts(path: str) -> dict:
+    """Plain run facts for the Overview."""
+    cfg = config(path)
+    mc = cfg["model_config"]
+    return {
+        "Model": cfg["class"] + (f" ({mc.get('preset')} preset)" if mc.get("preset") else ""),
+        "Dataset": cfg["dataset"]["name"] + ("" if not cfg["dataset"].get("synthetic") else " (synthetic)"),
+        "Parameters": f"{cfg['parameters']:,}",
+        "Latent size": mc.get("latent_dim"),
+        "Epochs": cfg.get("epochs_completed"),
+        "Training time": f"{cfg['wall_time_s'] / 60:.1f} min",
+        "Device": cfg.get("device"),
+        "Seed": cfg.get("seed"),
+    }
+
+
+def latent_dim(path: str) -> int:
+    return int(config(path)["model_config"]["latent_dim"])
+
+
+def classes(path: str) -> list[str]:
+    return class_names(config(path)["dataset"]["name"])
+
+
+# --- generation ------------------------------------------------------------------------------------
+def latent_codes(seed: int, n: int, dim: int, temperature: float = 1.0) -> np.ndarray:
+    """n codes z ~ N(0, temperature^2 I) from a seed: the same codes for every model of that latent size."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, dim)) * temperature).astype(np.float32)
+
+
+def interpolation(z0: np.ndarray, z1: np.ndarray, steps: int, mode: str = "spherical") -> np.ndarray:
+    """Codes from z0 to z1. Spherical (slerp) keeps the norm typical of a Gaussian sample; linear
+    passes through low-norm codes near the origin, which neither model saw much of in training."""
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    if mode == "linear":
+        return (1 - t) * z0 + t * z1
+    cos = np.dot(z0, z1) / (np.linalg.norm(z0) * np.linalg.norm(z1) + 1e-8)
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-4:
+        return (1 - t) * z0 + t * z1
+    return (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
+
+
+def generate(path: str, z: np.ndarray) -> np.ndarray:
+    """Decode latent codes with the run's generator: (n, 28, 28) floats in [0, 1]."""
+    import torch
+
+    with torch.inference_mode():
+        return model(path).sample(torch.from_numpy(np.ascontiguousarray(z)))[:, 0].numpy()
+
+
+def reconstruct(path: str, images: np.ndarray) -> np.ndarray:
+    """uint8 (n, 28, 28) -> the model's reconstructions (VAE: decoder(mu); GAN: G(E(x)))."""
+    import torch
+
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)[:, None]
+    with torch.inference_mode():
+        return model(path).reconstruct(x)[:, 0].numpy()
+
+
+def grid(images: np.ndarray, ncol: int | None = None, scale: int = 2) -> np.ndarray:
+    """(n, 28, 28) floats in [0, 1] or uint8 -> one uint8 image, upscaled by an integer factor for crisp pixels."""
+    from core.train import make_grid
+
+    imgs = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
+    g = make_grid(_as_tensor(imgs[:, None]), nrow=ncol)
+    return np.kron(g, np.ones((scale, scale), dtype=np.uint8)) if scale > 1 else g
+
+
+def _as_tensor(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _map2d(path: str, stamp: float, method: str, perplexity: float, size: int) -> np.ndarray:
+    emb = checkpoint.read_embeddings(path)
+    codes = emb["codes"][:size]
+    return embed.pca(codes) if method == "pca" else embed.tsne(codes, perplexity)
+
+
+def map2d(path: str, method: str = "tsne-precomputed", perplexity: float = 30.0, size: int | None = None):
+    """2-D coordinates of the test subset's latent codes: precomputed t-SNE (instant), PCA (instant) or a
+    fresh t-SNE with another perplexity / subset size (seconds; cached per setting)."""
+    if method == "tsne-precomputed":
+        return embeddings(path)["tsne"]
+    n = size or len(embeddings(path)["indices"])
+    return _map2d(path, _stamp(path, checkpoint.EMBEDDINGS), "pca" if method == "pca" else "tsne", perplexity, n)
+
+
+# --- selection shared by every page -------------------------------------------------------------------
+def selected(kind: str) -> RunInfo | None:
+    """The run picked in the sidebar for `kind` ("vae" or "gan"), or None."""
+    name = st.session_state.get(f"pick_{kind}")
+    return next((r for r in catalog() if r.path == name), None)
+
+
+def check_run(info: RunInfo | None) -> str | None:
+    """None when the run loads, else a short error naming the run and the file."""
+    if info is None:
+        return "no run selected"
+    if info.error:
+        return info.error
+    try:
+        model(info.path)
+        history(info.path)
+        embeddings(info.path)
+    except CheckpointError as err:
+        return str(err)
+    return None

@@ -1,0 +1,54 @@
+"""Training curves: the VAE's terms of the ELBO and the GAN's two players, per step and per epoch."""
+
+import streamlit as st
+
+from dashboard import components as ui
+from dashboard import data
+
+st.title("Training curves")
+st.info("**What to look for.** The VAE's −ELBO falls steadily and flattens: one objective, one optimiser. "
+        "The GAN's D and G losses never settle: they oscillate as each player adapts to the other, and "
+        "mean D(x) and D(G(z)) hover between 0 and 1 (a D(G(z)) stuck near 0 means D has won and G learns little).",
+        icon=":material/lightbulb:")
+c1, c2 = st.columns(2)
+view = c1.radio("x axis", ["per step", "per epoch"], horizontal=True, key="curve_view")
+smoothing = c2.slider("Smoothing", 0.0, 0.99, 0.9, 0.01, key="curve_smooth", disabled=view == "per epoch",
+                      help="Exponential moving average of the per-step values (0 = raw).")
+
+PLOTS = {  # kind -> [(title, y axis, [(history key, legend suffix)])]
+    "vae": [("−ELBO (loss)", "nats / image", [("neg_elbo", "")]),
+            ("Reconstruction −log p(x|z)", "nats / image", [("reconstruction", "")]),
+            ("KL(q(z|x) ‖ p(z))", "nats / image", [("kl", "")])],
+    "gan": [("Discriminator and generator losses", "loss", [("d_loss", " D"), ("g_loss", " G")]),
+            ("Mean D(x) and D(G(z))", "probability", [("d_real", " D(x)"), ("d_fake", " D(G(z))")])],
+}
+DASHES = ["solid", "dot", "dash", "dashdot"]
+
+for kind in data.KINDS:
+    runs = [r for r in data.runs_of(kind) if not r.error]
+    st.header(data.LABELS[kind])
+    if not runs:
+        st.warning(f"No loadable {data.LABELS[kind]} run.")
+        continue
+    picked = data.selected(kind)
+    default = [picked.path] if picked and not picked.error else [runs[0].path]
+    names = {r.path: r.label for r in runs}
+    chosen = st.multiselect("Runs to overlay", list(names), default, format_func=names.get, key=f"overlay_{kind}")
+    cols = st.columns(len(PLOTS[kind]))
+    for col, (title, y_title, keys) in zip(cols, PLOTS[kind]):
+        series = []
+        for i, path in enumerate(chosen):
+            h = data.history(path)
+            name = names[path]
+            for j, (key, suffix) in enumerate(keys):
+                color = ui.CLASS_COLORS[(i * len(keys) + j) % 10]
+                if view == "per step" and key in h["steps"]:
+                    series.append({"x": h["steps"]["step"], "y": ui.ema(h["steps"][key], smoothing),
+                                   "name": name + suffix, "color": color})
+                elif view == "per epoch":
+                    for part, dash in (("train", "solid"), ("test", "dot")):
+                        if f"{part}/{key}" in h["epochs"]:
+                            series.append({"x": h["epochs"]["epoch"], "y": h["epochs"][f"{part}/{key}"],
+                                           "name": f"{name}{suffix} ({part})", "color": color, "dash": dash})
+        x_title = "step" if view == "per step" else "epoch"
+        col.plotly_chart(ui.line_chart(series, title, x_title, y_title), key=f"chart_{kind}_{title}")

@@ -1,0 +1,24 @@
+"""Shown instead of the comparison pages when no VAE or GAN run exists."""
+
+import streamlit as st
+
+from dashboard import data
+
+st.title("No runs found")
+st.warning(f"There are no VAE or GAN runs under `{data.checkpoint_dir()}` or `{data.runs_dir()}`.")
+st.markdown("""
+Train the default pair (MNIST must be under `--data-dir`, or pass `--download` with internet access):
+
+```bash
+python -m core train --model vae --epochs 30 --data-dir data --out checkpoints/mnist-vae
+python -m core train --model gan --epochs 20 --data-dir data --out checkpoints/mnist-gan
+```
+
+or pull published runs from the Hugging Face Hub:
+
+```bash
+python -m core pull USER/mnist-vae --root checkpoints
+```
+
+Set `CHECKPOINT_DIR` to read runs from another folder. The *Concepts* page works without any run.
+""")

@@ -1,0 +1,58 @@
+"""Overview: both models side by side on one screen."""
+
+import streamlit as st
+
+from dashboard import components as ui
+from dashboard import data
+
+st.title("GAN vs VAE")
+st.caption("Two generative models trained on the same digits, fed the same latent codes. "
+           "Pick other runs in the sidebar; every page follows.")
+
+HEADLINE = [  # (metrics.json key, label, format, help)
+    ("frechet_distance", "Fréchet distance", "{:.2f}",
+     "Classifier-feature FID analogue, samples vs test set. Lower is better."),
+    ("precision", "Precision", "{:.3f}", "Share of samples that look like real digits (Kynkäänniemi et al. 2019)."),
+    ("recall", "Recall", "{:.3f}", "Share of real digits the samples cover."),
+    ("neg_iwae", "−log p(x) bound", "{:.1f} nats", "IWAE bound (Burda et al. 2016), k=100. VAE only."),
+]
+
+cols = st.columns(2, gap="large")
+for col, kind in zip(cols, data.KINDS):
+    with col:
+        info = data.selected(kind)
+        st.subheader(data.LABELS[kind] + (f" · {info.name}" if info else ""))
+        error = data.check_run(info)
+        if error:
+            ui.error_card(f"{data.LABELS[kind]} run {info.name if info else ''}", error)
+            continue
+        z = data.latent_codes(seed=0, n=64, dim=data.latent_dim(info.path))
+        ui.image_grid(data.grid(data.generate(info.path, z), ncol=8), caption="64 samples, latent seed 0")
+        st.table({k: str(v) for k, v in data.facts(info.path).items()})
+        m = data.metrics(info.path) or {}
+        ev = m.get("evaluation", {}).get("metrics", {})
+        rows = [(label, fmt.format(ev[key]["mean"]), hint) for key, label, fmt, hint in HEADLINE if key in ev]
+        held = m.get("held_out", {})
+        if kind == "vae" and "neg_elbo" in held:
+            rows.insert(0, ("Test −ELBO", f"{held['neg_elbo']:.1f} nats", "Upper bound on −log p(x); lower is better."))
+        if kind == "gan" and "e_recon" in held:
+            rows.append(("Recon. MSE via encoder", f"{held['e_recon']:.4f}", "Mean squared error of G(E(x))."))
+        if rows:
+            ui.metric_cards(rows)
+        else:
+            st.info("No metrics yet: run `python -m core evaluate " + info.name + "`.")
+
+st.divider()
+st.subheader("What differs, and why")
+st.markdown("""
+- **What each learns.** The VAE learns an encoder *and* a decoder by maximising a lower bound on the
+  likelihood of every training digit (the ELBO). The GAN's generator never sees a training digit: it
+  learns only from a discriminator's verdict on real versus generated images.
+- **Why the VAE is blurrier.** Its Bernoulli decoder is rewarded for putting probability on every
+  plausible pixel, so an uncertain stroke is drawn as a grey average. The GAN is rewarded only for fooling
+  the discriminator, so it draws sharp strokes and may quietly ignore digits it finds hard (mode dropping).
+- **Latent spaces.** The VAE's KL term pulls codes towards N(0, I) and keeps them smooth; the GAN has no
+  encoder, so here an encoder is trained afterwards to invert its generator. Compare them on *Latent space*.
+- **Stability.** The VAE's loss falls steadily; the GAN's two losses oscillate as the players adapt to
+  each other (see *Training curves*).
+""")

@@ -1,0 +1,73 @@
+"""Samples: live generation from shared latent codes, interpolation, reconstructions, learning over epochs."""
+
+import numpy as np
+import streamlit as st
+
+from dashboard import components as ui
+from dashboard import data
+
+st.title("Samples")
+runs = {k: data.selected(k) for k in data.KINDS}
+errors = {k: data.check_run(r) for k, r in runs.items()}
+ok = [k for k in data.KINDS if not errors[k]]
+for k in data.KINDS:
+    if errors[k]:
+        ui.error_card(f"{data.LABELS[k]} run {runs[k].name if runs[k] else ''}", errors[k])
+if not ok:
+    st.stop()
+dims = {k: data.latent_dim(runs[k].path) for k in ok}
+if len(set(dims.values())) > 1:
+    st.info(f"The latent sizes differ ({dims}): each model gets its own codes drawn from the same seed.")
+
+st.header("Same latent codes, two generators")
+c1, c2, c3 = st.columns(3)
+seed = c1.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed")
+count = c2.select_slider("Images", [16, 36, 64, 100], 64, key="gen_count")
+temperature = c3.slider("Temperature (scale of z)", 0.1, 2.0, 1.0, 0.1, key="gen_temp",
+                        help="Codes are z ~ N(0, t² I). Below 1 trades variety for typical-looking digits.")
+cols = st.columns(2)
+for col, k in zip(cols, ok):
+    z = data.latent_codes(int(seed), count, dims[k], temperature)
+    col.markdown(f"**{data.LABELS[k]}**")
+    with col:
+        ui.image_grid(data.grid(data.generate(runs[k].path, z), ncol=int(np.sqrt(count))))
+
+st.header("Interpolation")
+c1, c2, c3, c4 = st.columns(4)
+seed_a = c1.number_input("Start seed", 0, 2**31 - 1, 1, key="int_a")
+seed_b = c2.number_input("End seed", 0, 2**31 - 1, 2, key="int_b")
+steps = c3.slider("Steps", 3, 16, 10, key="int_steps")
+mode = c4.radio("Path", ["spherical", "linear"], horizontal=True, key="int_mode",
+                help="Spherical (slerp) keeps |z| typical of N(0, I); linear passes close to the origin.")
+for k in ok:
+    z0 = data.latent_codes(int(seed_a), 1, dims[k])[0]
+    z1 = data.latent_codes(int(seed_b), 1, dims[k])[0]
+    st.markdown(f"**{data.LABELS[k]}**")
+    ui.image_grid(data.grid(data.generate(runs[k].path, data.interpolation(z0, z1, steps, mode)), ncol=steps))
+
+st.header("Reconstructions of the same test digits")
+st.caption("Top: test digits. Then the VAE's decoder(μ(x)) and the GAN's G(E(x)), E an encoder trained to invert G.")
+c1, c2 = st.columns(2)
+rec_seed = c1.number_input("Pick digits with seed", 0, 10_000, 0, key="rec_seed")
+rec_n = c2.slider("Digits", 4, 16, 12, key="rec_n")
+emb = data.embeddings(runs[ok[0]].path)
+if "images" not in emb:
+    st.warning("This run's embeddings.npz has no test images; recompute it with `python -m core embed RUN`.")
+else:
+    pick = np.random.default_rng(int(rec_seed)).choice(len(emb["images"]), rec_n, replace=False)
+    originals = emb["images"][pick]
+    rows = [originals.astype(np.float32) / 255.0] + [data.reconstruct(runs[k].path, originals) for k in ok]
+    ui.image_grid(data.grid(np.concatenate(rows), ncol=rec_n),
+                  caption="rows: original · " + " · ".join(data.LABELS[k] for k in ok))
+
+st.header("Watch them learn")
+cols = st.columns(2)
+for col, k in zip(cols, ok):
+    files = data.sample_grid_files(runs[k].path)
+    with col:
+        st.markdown(f"**{data.LABELS[k]}**: fixed noise, end of each epoch")
+        if not files:
+            st.info("No per-epoch grids in this run.")
+            continue
+        epoch = st.slider("Epoch", 1, len(files), len(files), key=f"epoch_{k}") if len(files) > 1 else 1
+        st.image(files[epoch - 1], width=360)
