@@ -59,11 +59,15 @@ def _stamp(path: str | Path, name: str = checkpoint.CONFIG) -> float:
         return 0.0
 
 
-@st.cache_data(ttl=5, show_spinner=False)
 def catalog() -> list[RunInfo]:
     """Every run folder under the checkpoint and runs folders; broken configs are listed with their error."""
+    return _catalog(str(checkpoint_dir()), str(runs_dir()))
+
+
+@st.cache_data(ttl=5, show_spinner=False)  # short: runs finished by a retrain job appear within seconds
+def _catalog(*roots: str) -> list[RunInfo]:
     runs = []
-    for root in (checkpoint_dir(), runs_dir()):
+    for root in map(Path, roots):
         for name in checkpoint.list_runs(root):
             path = root / name
             try:

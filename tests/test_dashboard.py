@@ -1,0 +1,161 @@
+"""Headless tests of every page with streamlit.testing.v1.AppTest, on tiny runs in a temp folder."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "dashboard" / "app.py")
+
+
+def open_app(monkeypatch, checkpoints, runs=None) -> AppTest:
+    monkeypatch.setenv("CHECKPOINT_DIR", str(checkpoints))
+    monkeypatch.setenv("RUNS_DIR", str(runs or Path(checkpoints) / "_no_runs"))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    return at
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"views/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def images(at: AppTest) -> list[str]:
+    """URLs of every st.image on the page (content-addressed, so they change when the pixels do)."""
+    return [img.url for el in at.get("image") for img in el.proto.imgs]
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+@pytest.fixture
+def app(monkeypatch, tiny_runs):
+    return open_app(monkeypatch, tiny_runs)
+
+
+def test_overview_shows_both_models(app):
+    assert not app.exception
+    assert [s.value for s in app.sidebar.selectbox] == ["mnist", str(tiny_runs_path(app, "vae")),
+                                                       str(tiny_runs_path(app, "gan"))]
+    assert len(images(app)) == 2 and len(app.table) == 2
+    assert "Latent size" in str(app.table[0].value) and not app.error
+    assert any("What differs" in h.value for h in app.subheader)
+
+
+def tiny_runs_path(at, kind):
+    return Path(at.session_state[f"pick_{kind}"])
+
+
+def test_samples_page_reacts_to_seed_temperature_and_path(app):
+    goto(app, "samples")
+    before = images(app)
+    assert len(before) >= 7  # 2 sample grids, 2 interpolations, reconstructions, 2 epoch grids
+    app.number_input(key="gen_seed").set_value(5).run()
+    after = images(app)
+    assert after[0] != before[0] and after[1] != before[1]  # both generators get the new codes
+    assert after[2:4] == before[2:4]  # interpolation untouched
+    app.radio(key="int_mode").set_value("linear").run()
+    assert images(app)[2:4] != after[2:4]
+    app.slider(key="gen_temp").set_value(0.3).run()
+    assert images(app)[0] != after[0]
+    app.slider(key="epoch_vae").set_value(1).run()
+    assert not app.exception
+
+
+def test_latent_page_precomputed_then_pca(app):
+    goto(app, "latent")
+    tsne = charts(app)
+    assert len(tsne) == 2 and len(tsne[0]["data"]) == 10  # one trace per class
+    app.radio(key="map_method").set_value("PCA").run()
+    pca = charts(app)
+    assert pca[0]["data"][0]["x"] != tsne[0]["data"][0]["x"]
+    assert "test #" in pca[0]["data"][0]["hovertemplate"]
+
+
+def test_latent_page_recompute_tsne(app):
+    goto(app, "latent")
+    app.radio(key="map_method").set_value("t-SNE (recompute)").run()
+    assert not app.exception and len(charts(app)) == 2
+
+
+def test_curves_page_per_step_and_per_epoch(app):
+    goto(app, "curves")
+    step = charts(app)
+    assert len(step) == 5  # VAE: -ELBO, reconstruction, KL; GAN: losses, D outputs
+    assert [t["name"] for t in step[3]["data"]] == ["mnist-gan D", "mnist-gan G"]
+    app.radio(key="curve_view").set_value("per epoch").run()
+    epoch = charts(app)
+    assert {t["name"] for t in epoch[0]["data"]} == {"mnist-vae (train)", "mnist-vae (test)"}
+
+
+def test_curves_overlay_several_runs(monkeypatch, tmp_path, tiny_runs, splits):
+    from .conftest import make_tiny_run
+
+    root = tmp_path / "ck"
+    shutil.copytree(tiny_runs, root)
+    make_tiny_run("vae", root / "mnist-vae-seed1", splits, seed=1)
+    at = goto(open_app(monkeypatch, root), "curves")
+    at.multiselect(key="overlay_vae").set_value([str(root / "mnist-vae"), str(root / "mnist-vae-seed1")]).run()
+    assert {t["name"] for t in charts(at)[0]["data"]} == {"mnist-vae", "mnist-vae-seed1"}
+
+
+def test_concepts_page_has_the_papers_math(app):
+    goto(app, "concepts")
+    latex = " ".join(el.value for el in app.latex)
+    assert r"\log D(x)" in latex and r"\log\big(1 - D(G(z))\big)" in latex
+    assert r"D_{\mathrm{KL}}" in latex and r"\varepsilon \sim \mathcal{N}(0, I)" in latex
+    assert any("Common misreadings" in h.value for h in app.header)
+
+
+def test_metrics_page_without_evaluation_says_how(app):
+    goto(app, "metrics")
+    assert any("python -m core evaluate" in i.value for i in app.info)
+
+
+def test_broken_gan_run_shows_error_card_and_vae_still_works(monkeypatch, tmp_path, tiny_runs):
+    root = tmp_path / "ck"
+    shutil.copytree(tiny_runs, root)
+    (root / "mnist-gan" / "model.safetensors").write_bytes(b"truncated")
+    at = open_app(monkeypatch, root)
+    assert not at.exception
+    assert len(at.error) == 1 and "mnist-gan" in at.error[0].value and "model.safetensors" in at.error[0].value
+    assert len(images(at)) == 1  # the VAE's grid
+    for page in ("samples", "latent", "curves", "metrics", "concepts"):
+        goto(at, page)
+
+
+def test_unreadable_config_is_listed_with_its_error(monkeypatch, tmp_path, tiny_runs):
+    root = tmp_path / "ck"
+    shutil.copytree(tiny_runs, root)
+    (root / "mnist-vae" / "config.json").write_text("{oops")
+    at = open_app(monkeypatch, root)
+    assert not at.exception
+    assert any("config.json" in e.value and "not valid JSON" in e.value for e in at.error)
+
+
+def test_no_checkpoints_page(monkeypatch, tmp_path):
+    at = open_app(monkeypatch, tmp_path / "empty")
+    assert not at.exception
+    assert at.title[0].value == "No runs found"
+    assert "python -m core train" in " ".join(m.value for m in at.markdown)
+    goto(at, "concepts")
+
+
+def test_committed_checkpoints(monkeypatch):
+    root = REPO / "checkpoints"
+    assert (root / "mnist-vae" / "model.safetensors").is_file() and (root / "mnist-gan" / "model.safetensors").is_file()
+    at = open_app(monkeypatch, root, runs=root / "_none")
+    assert not at.exception and not at.error
+    for page in ("samples", "latent", "curves", "metrics", "concepts"):
+        goto(at, page)
+        assert not at.error
