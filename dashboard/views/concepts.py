@@ -16,8 +16,9 @@ with left:
                 "and $\\log(1-D(G(z)))$ saturates, so the paper (Sec. 3) trains $G$ to maximise "
                 "$\\log D(G(z))$ instead: the **non-saturating** generator loss, the **G loss** curve.")
     st.latex(r"\mathcal{L}_G^{\text{NS}} = -\,\mathbb{E}_{z\sim p_z}\big[\log D(G(z))\big]")
-    st.markdown("For a fixed $G$ the best discriminator is $D^*(x) = p_\\text{data}(x) / (p_\\text{data}(x) + p_g(x))$, "
-                "and the game's optimum is $p_g = p_\\text{data}$ with $D^* = 1/2$ everywhere: the "
+    st.markdown("For a fixed $G$ the best discriminator is "
+                "$D^*(x) = p_\\text{data}(x) / (p_\\text{data}(x) + p_g(x))$, and the game's "
+                "optimum is $p_g = p_\\text{data}$ with $D^* = 1/2$ everywhere: the "
                 "**mean D(x)** and **mean D(G(z))** curves drift towards each other.")
 with right:
     st.header("VAE (Kingma & Welling, 2014)")
