@@ -79,7 +79,8 @@ def main() -> None:
     images, labels = load_split("mnist", args.data_dir, train=True, device=device)
     t_load = time.perf_counter() - load_start
     t_b, n_b = one_epoch(batches(images, labels, 128, generator=torch.Generator().manual_seed(0)), device)
-    print(f"(b) core in-memory        : {n_b / t_b:10,.0f} images/s  ({t_b:.1f} s/epoch, + {t_load:.1f} s one-off load)")
+    print(f"(b) core in-memory        : {n_b / t_b:10,.0f} images/s  "
+          f"({t_b:.1f} s/epoch, + {t_load:.1f} s one-off load)")
     print(f"speed-up (b)/(a)          : {(n_b / t_b) / (n_a / t_a):.1f}x   (target >= 5x)")
 
     if args.skip_conv:

@@ -186,8 +186,16 @@ def test_killed_worker_is_marked_failed_its_lock_freed_and_its_temp_run_removed(
     assert job_status(jobs_dir, job_id)["state"] in ("running", "done")
 
 
-def test_concurrent_starts_yield_exactly_one_job(dirs):
+def test_concurrent_starts_yield_exactly_one_job(dirs, monkeypatch):
     runs, jobs_dir = dirs
+    real_lock_free = jobs._lock_free
+
+    def slow_lock_free(*args, **kwargs):  # widen the gap between "is the lock free?" and starting a worker
+        free = real_lock_free(*args, **kwargs)
+        time.sleep(0.3)
+        return free
+
+    monkeypatch.setattr(jobs, "_lock_free", slow_lock_free)  # in this process's two racers only
     go = time.time() + 2.0  # every racer calls start_job at this moment
     racer = ("import sys, time\nfrom core.jobs import JobBusy, start_job\ntime.sleep(max(0.0, float(sys.argv[1]) - "
              "time.time()))\ntry:\n    start_job(eval(sys.argv[2]), sys.argv[3], sys.argv[4])\n    print('ok')\n"

@@ -58,6 +58,12 @@ def test_kid_near_zero_for_the_same_distribution_and_larger_when_shifted():
 
 
 # --- precision and recall -------------------------------------------------------------------------
+def test_knn_radius_is_the_distance_to_the_kth_other_point():
+    line = torch.arange(10.0)[:, None]  # 0, 1, ..., 9 on a line
+    r = metrics.knn_radii(line, k=3, batch_size=4)
+    assert r[0] == 3 and r[5] == 2  # 0: neighbours 1, 2, 3;  5: neighbours 4, 6, then 3 or 7
+
+
 def test_precision_recall_of_a_corner_of_the_reference():
     real = gaussian(1000, d=2)
     corner = real[real[:, 0] < real[:, 0].quantile(0.1)]  # real points, but only one tenth of the manifold
