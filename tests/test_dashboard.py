@@ -159,3 +159,15 @@ def test_committed_checkpoints(monkeypatch):
     for page in ("samples", "latent", "curves", "metrics", "concepts"):
         goto(at, page)
         assert not at.error
+
+
+def test_no_page_computes_tsne_on_load(monkeypatch, tiny_runs):
+    from core import embed
+
+    def forbidden(*a, **k):
+        raise AssertionError("t-SNE computed on page load")
+
+    monkeypatch.setattr(embed, "tsne", forbidden)
+    at = open_app(monkeypatch, tiny_runs)
+    for page in ("samples", "latent", "curves", "metrics", "concepts"):
+        goto(at, page)

@@ -1,0 +1,49 @@
+"""Real browser: `streamlit run` on a free port, Debian's Chromium via Playwright, every page visited.
+
+Screenshots go to $SCREENSHOT_DIR (the README's come from `SCREENSHOT_DIR=docs/screenshots make test`),
+else to pytest's temp folder.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .browser import PAGES, REPO, chromium_page, streamlit_server, wait_healthy, wait_rendered
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def shot_dir(tmp_path) -> Path:
+    d = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def test_every_page_renders_without_exception(shot_dir):
+    env = {"CHECKPOINT_DIR": str(REPO / "checkpoints"), "RUNS_DIR": str(shot_dir / "no-runs")}
+    with streamlit_server(env) as (url, proc), chromium_page() as page:
+        wait_healthy(url, proc=proc)
+        for path, title in PAGES.items():
+            page.goto(f"{url}/{path}")
+            wait_rendered(page, title)
+            page.wait_for_timeout(500)  # let Plotly draw
+            assert page.locator('[data-testid="stException"]').count() == 0, path
+            assert page.locator('[data-testid="stAlertContentError"]').count() == 0, path
+            if path in ("", "samples"):
+                assert page.locator('[data-testid="stImage"] img').count() >= 2
+            if path in ("latent", "curves"):
+                assert page.locator(".js-plotly-plot").count() >= 2
+            page.screenshot(path=str(shot_dir / f"{path or 'overview'}.png"), full_page=True)
+        # navigate by clicking, as a visitor does, and change a widget
+        page.get_by_role("link", name="Samples").click()
+        wait_rendered(page, "Samples")
+        first = page.locator('[data-testid="stImage"] img').first.get_attribute("src")
+        seed = page.get_by_label("Seed")
+        seed.fill("7")
+        seed.press("Enter")
+        page.wait_for_function(
+            "src => document.querySelector('[data-testid=\"stImage\"] img').getAttribute('src') !== src", arg=first)
+        assert page.locator('[data-testid="stException"]').count() == 0
+    assert all((shot_dir / f"{p or 'overview'}.png").stat().st_size > 10_000 for p in PAGES)
