@@ -22,7 +22,7 @@ def cmd_train(args) -> None:
     if args.width is not None:
         model_config["width"] = args.width
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      device=args.device, time_budget_s=args.time_budget)
+                      device=args.device, time_budget_s=args.time_budget, lr_schedule=args.lr_schedule)
     out = Path(args.out or Path(DEFAULT_ROOT) / f"{args.dataset}-{args.model}")
     bar = tqdm(total=None, unit="step", dynamic_ncols=True)
 
@@ -94,6 +94,7 @@ def main(argv=None) -> int:
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the model's)")
+    t.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
     t.add_argument("--latent-dim", type=int, default=None)
     t.add_argument("--width", type=int, default=None, help="conv channels (default: the model's)")
     t.add_argument("--seed", type=int, default=0)

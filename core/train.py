@@ -27,6 +27,7 @@ class TrainConfig:
     beta2: float | None = None
     seed: int = 0  # seeds weights, shuffling, noise and the fixed sample grid
     device: str = "auto"  # auto = cuda > mps > cpu
+    lr_schedule: str = "constant"  # "constant", or "cosine": anneal every learning rate to 0 over the run
     time_budget_s: float | None = None  # stop early (after the current step) once this much time has passed
     grid_size: int = 64  # images in the per-epoch fixed-noise sample grid
 
@@ -39,6 +40,8 @@ class TrainConfig:
                 hi = {"lr": 1.0, "beta1": 0.9999, "beta2": 0.99999, "time_budget_s": 1e7}[name]
                 check_range(name, value, 0.0 if name.startswith("beta") else 1e-12, hi)
         check_range("grid_size", self.grid_size, 1, 1024)
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
             raise ValueError(f"device must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
 
@@ -113,6 +116,8 @@ def fit(
     grids: dict[int, np.ndarray] = {}
     n_batches = math.ceil(train[0].shape[0] / cfg.batch_size)
     total_steps = cfg.epochs * n_batches
+    schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+                  for opt in model.optimizers.values()] if cfg.lr_schedule == "cosine" else []
     start = time.perf_counter()
     step, stopped_early = 0, False
 
@@ -122,6 +127,8 @@ def fit(
         seen = 0
         for x, y in batches(*train, cfg.batch_size, shuffle=True, generator=shuffle_gen):
             losses = model.step(x, y)
+            for sched in schedulers:
+                sched.step()
             step += 1
             _check_finite(losses, epoch, step)
             steps["step"].append(step)

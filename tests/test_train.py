@@ -74,7 +74,8 @@ def test_time_budget_stops_early(splits):
 
 
 @pytest.mark.parametrize("field,value", [("epochs", 0), ("batch_size", 0), ("lr", -1.0), ("lr", 5.0),
-                                         ("beta1", 1.5), ("device", "tpu")])
+                                         ("beta1", 1.5), ("device", "tpu"),
+                                         ("lr_schedule", "step")])
 def test_train_config_bounds(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
@@ -86,3 +87,9 @@ def test_make_grid_layout():
     grid = make_grid(imgs, nrow=2, pad=2)
     assert grid.shape == (2 * 30 + 2, 2 * 30 + 2)
     assert grid[2:30, 32:60].min() == 255 and grid[2:30, 2:30].max() == 0
+
+
+def test_cosine_schedule_anneals_to_zero(splits):
+    model = build_model("vae", TINY["vae"])
+    fit(model, *splits, TrainConfig(epochs=2, batch_size=64, lr=1e-3, lr_schedule="cosine", device="cpu"))
+    assert model.optimizers["vae"].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
