@@ -124,6 +124,10 @@ def main(argv=None) -> int:
     e.add_argument("--perplexity", type=float, default=30.0)
     e.set_defaults(func=cmd_embed)
 
+    from core.hub import HubError, register_cli
+
+    register_cli(sub, DEFAULT_ROOT)
+
     args = p.parse_args(argv)
     from core.checkpoint import CheckpointError
     from core.data import DataMissingError
@@ -131,7 +135,7 @@ def main(argv=None) -> int:
 
     try:
         args.func(args)
-    except (CheckpointError, DataMissingError, TrainingDiverged, ValueError) as err:
+    except (CheckpointError, DataMissingError, TrainingDiverged, HubError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -42,6 +42,9 @@ pages = {
     "Learn": [st.Page(HERE / "views/concepts.py", title="Concepts", icon=":material/school:")],
 }
 
+for message in data.hub_messages():
+    st.sidebar.caption(message)
+
 if not any(r.model in data.KINDS for r in data.catalog()):
     pages["Compare"] = [st.Page(HERE / "views/no_runs.py", title="Get started", icon=":material/info:",
                                 default=True)]

@@ -37,6 +37,16 @@ def runs_dir() -> Path:
     return Path(os.environ.get("RUNS_DIR") or REPO / "runs")
 
 
+@st.cache_resource(show_spinner="Pulling runs from the Hugging Face Hub…")
+def hub_messages() -> list[str]:
+    """Once per server process: pull the runs named in $HUB_RUNS that are not here yet (never raises)."""
+    if not os.environ.get("HUB_RUNS"):
+        return []
+    from core.hub import pull_missing
+
+    return pull_missing(None, checkpoint_dir())
+
+
 @dataclass(frozen=True)
 class RunInfo:
     name: str
