@@ -59,29 +59,32 @@ def main() -> None:
           f"t-SNE subset: {caps.embed_size}")
     with tempfile.TemporaryDirectory() as tmp:
         runs, jobs_dir = Path(tmp) / "runs", Path(tmp) / "jobs"
-        for model in ("vae", "gan"):
-            spec = {**jobs.DEFAULT_SPEC, "model": model, "epochs": args.epochs}
-            t0 = time.perf_counter()
-            job_id = jobs.start_job(spec, runs, jobs_dir, data_dir=data_dir, caps=caps)
-            returned = time.perf_counter() - t0
-            r = watch(jobs_dir, job_id, t0)
-            epochs = ", ".join(f"{s:.1f}" for s in r["epoch_s"])
-            worst = max(r["epoch_s"])
-            verdict = "ok" if worst <= TARGET_EPOCH_S[model] else "SLOWER THAN TARGET"
-            print(f"{model}: start_job returned {returned:.2f} s; first progress {r['first_progress_s']:.1f} s; "
-                  f"epochs {epochs} s (target <= {TARGET_EPOCH_S[model]:.0f} s: {verdict}); "
-                  f"training done at {r['trained_s']:.1f} s; run saved (t-SNE + files) at {r['total_s']:.1f} s")
+        try:
+            run_all(args.epochs, runs, jobs_dir, data_dir, caps)
+        finally:
+            jobs.cancel_job(jobs_dir)  # never leave a worker behind (Ctrl-C, errors)
 
-        for when in ("while training", "while starting"):
-            spec = {**jobs.DEFAULT_SPEC, "epochs": caps.max_epochs}
-            job_id = jobs.start_job(spec, runs, jobs_dir, data_dir=data_dir, caps=caps)
-            if when == "while training":
-                while jobs.job_status(jobs_dir, job_id).get("phase") != "training":
-                    time.sleep(0.05)
-            t0 = time.perf_counter()
-            st = jobs.cancel_job(jobs_dir)
-            print(f"cancel {when}: {time.perf_counter() - t0:.2f} s -> {st['state']} (target <= 2 s)")
 
+def run_all(epochs: int, runs: Path, jobs_dir: Path, data_dir: Path, caps: jobs.Caps) -> None:
+    for model in ("vae", "gan"):
+        spec = {**jobs.DEFAULT_SPEC, "model": model, "epochs": epochs}
+        t0 = time.perf_counter()
+        job_id = jobs.start_job(spec, runs, jobs_dir, data_dir=data_dir, caps=caps)
+        returned = time.perf_counter() - t0
+        r = watch(jobs_dir, job_id, t0)
+        verdict = "ok" if max(r["epoch_s"]) <= TARGET_EPOCH_S[model] else "SLOWER THAN TARGET"
+        print(f"{model}: start_job returned {returned:.2f} s; first progress {r['first_progress_s']:.1f} s; "
+              f"epochs {', '.join(f'{s:.1f}' for s in r['epoch_s'])} s (target <= {TARGET_EPOCH_S[model]:.0f} s: "
+              f"{verdict}); training done at {r['trained_s']:.1f} s; run saved (t-SNE + files) at {r['total_s']:.1f} s")
+
+    for when in ("while training", "while starting"):
+        job_id = jobs.start_job({**jobs.DEFAULT_SPEC, "epochs": caps.max_epochs}, runs, jobs_dir,
+                                data_dir=data_dir, caps=caps)
+        while when == "while training" and jobs.job_status(jobs_dir, job_id).get("phase") != "training":
+            time.sleep(0.05)
+        t0 = time.perf_counter()
+        st = jobs.cancel_job(jobs_dir)
+        print(f"cancel {when}: {time.perf_counter() - t0:.2f} s -> {st['state']} (target <= 2 s)")
 
 if __name__ == "__main__":
     main()
