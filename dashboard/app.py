@@ -39,6 +39,7 @@ pages = {
         st.Page(HERE / "views/curves.py", title="Training curves", icon=":material/show_chart:"),
         st.Page(HERE / "views/metrics.py", title="Metrics", icon=":material/leaderboard:"),
     ],
+    "Train": [st.Page(HERE / "views/retrain.py", title="Retrain", icon=":material/model_training:")],
     "Learn": [st.Page(HERE / "views/concepts.py", title="Concepts", icon=":material/school:")],
 }
 

@@ -266,3 +266,61 @@ def check_run(info: RunInfo | None) -> str | None:
     except CheckpointError as err:
         return str(err)
     return None
+
+
+# --- retraining (core.jobs runs the training in its own process) ----------------------------------------
+def retrain_caps():
+    from core.jobs import Caps
+
+    return Caps.from_env()
+
+
+def jobs_dir() -> Path:
+    from core.jobs import default_jobs_dir
+
+    return default_jobs_dir(runs_dir())
+
+
+def data_root() -> Path:
+    from core.data import default_root
+
+    return default_root().resolve()
+
+
+def dataset_available(name: str) -> bool:
+    from core.data import is_available
+
+    return is_available(name, data_root())
+
+
+def download_dataset(name: str) -> None:
+    """Fetch a data set into the data root (needs internet; raises DataMissingError otherwise)."""
+    from core.data import load_split
+
+    for train in (True, False):
+        load_split(name, data_root(), train=train, download=True)
+
+
+def current_job() -> dict | None:
+    from core.jobs import current_job as cj
+
+    return cj(jobs_dir())
+
+
+def last_job() -> dict | None:
+    from core.jobs import list_jobs
+
+    jobs = list_jobs(jobs_dir())
+    return jobs[0] if jobs else None
+
+
+def start_job(spec: dict) -> str:
+    from core.jobs import start_job as sj
+
+    return sj(spec, runs_dir(), jobs_dir(), data_root(), retrain_caps())
+
+
+def cancel_job() -> dict | None:
+    from core.jobs import cancel_job as cj
+
+    return cj(jobs_dir())

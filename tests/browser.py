@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PAGES = {  # url path -> title shown on the page
     "": "GAN vs VAE", "samples": "Samples", "latent": "Latent space", "curves": "Training curves",
-    "metrics": "Metrics", "concepts": "Concepts",
+    "metrics": "Metrics", "retrain": "Retrain", "concepts": "Concepts",
 }
 
 

@@ -47,3 +47,26 @@ def test_every_page_renders_without_exception(shot_dir):
             "src => document.querySelector('[data-testid=\"stImage\"] img').getAttribute('src') !== src", arg=first)
         assert page.locator('[data-testid="stException"]').count() == 0
     assert all((shot_dir / f"{p or 'overview'}.png").stat().st_size > 10_000 for p in PAGES)
+
+
+@pytest.mark.real_data
+def test_retrain_from_the_browser(tmp_path, real_data_root, tiny_runs):
+    """Start a one-epoch job from the form, watch progress reach done, find the run in the picker."""
+    env = {"CHECKPOINT_DIR": str(tiny_runs), "RUNS_DIR": str(tmp_path / "runs"), "DATA_DIR": str(real_data_root),
+           "RETRAIN_EMBED_SIZE": "200"}
+    with streamlit_server(env) as (url, proc), chromium_page() as page:
+        wait_healthy(url, proc=proc)
+        page.goto(f"{url}/retrain")
+        wait_rendered(page, "Retrain")
+        epochs = page.get_by_label("Epochs", exact=True)
+        epochs.fill("1")
+        epochs.press("Tab")
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("Busy").first.wait_for(timeout=30_000)
+        page.locator('[data-testid="stProgress"]').first.wait_for(timeout=30_000)
+        page.get_by_text("Last job finished").wait_for(timeout=180_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1).click()
+        option = page.get_by_role("option", name="(retrained)")
+        option.first.wait_for(timeout=10_000)
+        assert "ui-vae-mnist-" in option.first.inner_text()
