@@ -54,9 +54,10 @@ class GAN(nn.Module):
             self.discriminator = nn.Sequential(conv_features(c.width, norm=True), nn.Linear(2 * c.width * 49, 1))
             self.encoder = nn.Sequential(conv_features(c.width), nn.Linear(2 * c.width * 49, c.latent_dim))
         else:  # the design document's generator z-128-256-784 (leaky ReLU, sigmoid); D and E mirror it
-            self.generator = nn.Sequential(mlp([c.latent_dim, 128, 256, 784], out_act=nn.Sigmoid()),
+            self.generator = nn.Sequential(mlp([c.latent_dim, 128, 256, 784], out_act=nn.Sigmoid(), norm=True),
                                            nn.Unflatten(1, (1, 28, 28)))
-            self.discriminator = nn.Sequential(nn.Flatten(), mlp([784, 256, 128, 1]))
+            # dropout keeps this dense D from overpowering the small G within the first epoch (it collapsed without)
+            self.discriminator = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), mlp([784, 256, 128, 1], dropout=0.3))
             self.encoder = nn.Sequential(nn.Flatten(), mlp([784, 256, 128, c.latent_dim]))
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 from torch import nn
 
 
-def mlp(sizes: list[int], slope: float = 0.2, out_act: nn.Module | None = None) -> nn.Sequential:
-    """Dense stack sizes[0] -> ... -> sizes[-1], leaky ReLU between layers (none after the last)."""
+def mlp(sizes: list[int], slope: float = 0.2, out_act: nn.Module | None = None, dropout: float = 0.0,
+        norm: bool = False) -> nn.Sequential:
+    """Dense stack sizes[0] -> ... -> sizes[-1]; between layers optional batch norm, leaky ReLU, optional dropout."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
+            if norm:
+                layers.append(nn.BatchNorm1d(b))
             layers.append(nn.LeakyReLU(slope))
+            if dropout:
+                layers.append(nn.Dropout(dropout))
     if out_act is not None:
         layers.append(out_act)
     return nn.Sequential(*layers)

@@ -38,9 +38,9 @@ def live() -> None:
     job = data.current_job()
     was_running = st.session_state.get("job_running", False)
     st.session_state["job_running"] = job is not None
+    if (job is None) == was_running:  # a job started or ended since the last run: redraw the whole page
+        st.rerun(scope="app")
     if job is None:
-        if was_running:  # it just ended: rerun the whole page so the form and run picker come back
-            st.rerun(scope="app")
         return
     st.warning("**Busy:** a training job is running. Its progress is shown to every visitor; "
                "a new one can start when it ends.", icon=":material/hourglass_top:")
