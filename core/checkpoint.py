@@ -126,17 +126,23 @@ def save_run(
             write_embeddings(tmp, embeddings)
         if metrics is not None:
             _write_json(tmp / METRICS, metrics)
-        if path.exists():  # overwrite: move the old run aside first so a failure loses neither
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.rename(path, old / "run")
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
+        move_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def move_into_place(tmp: Path, dest: Path) -> None:
+    """Rename a finished temporary run folder to `dest` (same file system, so atomic). An existing `dest`
+    is moved aside first and deleted only after the rename, so a failure loses neither run."""
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+        os.rename(dest, old / "run")
+        os.rename(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, dest)
 
 
 def write_embeddings(path: str | os.PathLike, embeddings: dict[str, np.ndarray]) -> None:

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from core.checkpoint import CheckpointError, Run, list_runs, load_run, run_path
+from core.checkpoint import CheckpointError, Run, list_runs, load_run, move_into_place, run_path
 
 ALLOWED = ("*.safetensors", "*.json", "*.png", "*.npz")  # the hub's allow_patterns ('*' spans folders)
 SUFFIXES = {".safetensors", ".json", ".png", ".npz"}
@@ -212,13 +212,7 @@ def pull_run(repo_id: str, runs_root: str | os.PathLike, name: str | None = None
         except CheckpointError as err:
             msg = str(err).replace(str(tmp), repo_id)
             raise HubError(f"refusing {repo_id}: the pulled run fails strict loading: {msg}") from None
-        if dest.exists():  # overwrite: move the old run aside first so a failure loses neither
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=dest.parent))
-            os.rename(dest, old / "run")
-            os.rename(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, dest)
+        move_into_place(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
