@@ -1,6 +1,6 @@
 # make run   - serve the dashboard on the committed checkpoints (creates .venv on first use)
 # make test  - lint + the whole test suite (installs Debian's chromium for the browser tests if missing)
-# make train - retrain the committed MNIST runs (CPU: ~10 min VAE, ~30 min GAN; CUDA when present)
+# make train - retrain the committed MNIST runs (2-core CPU: ~25 min VAE, ~50 min GAN; CUDA when present)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= $(if $(wildcard ../shared/data),../shared/data,data)
@@ -29,7 +29,7 @@ test: install browser lint
 	$(PY) -m pytest -q
 
 train: install
-	$(PY) -m core train --model vae --epochs 30 --data-dir $(DATA_DIR) --out checkpoints/mnist-vae --overwrite
+	$(PY) -m core train --model vae --epochs 50 --lr-schedule cosine --data-dir $(DATA_DIR) --out checkpoints/mnist-vae --overwrite
 	$(PY) -m core train --model gan --epochs 20 --data-dir $(DATA_DIR) --out checkpoints/mnist-gan --overwrite
 	$(PY) -m core train --model classifier --epochs 4 --data-dir $(DATA_DIR) --out checkpoints/mnist-classifier --overwrite
 
