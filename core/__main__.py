@@ -124,9 +124,11 @@ def main(argv=None) -> int:
     e.add_argument("--perplexity", type=float, default=30.0)
     e.set_defaults(func=cmd_embed)
 
-    from core.hub import HubError, register_cli
+    from core import evaluate, hub
+    from core.hub import HubError
 
-    register_cli(sub, DEFAULT_ROOT)
+    evaluate.register_cli(sub)
+    hub.register_cli(sub, DEFAULT_ROOT)
 
     args = p.parse_args(argv)
     from core.checkpoint import CheckpointError
