@@ -71,7 +71,7 @@ def main() -> None:
         seeds = []
         for seed in range(1, args.repeats + 1):
             srcs = page.locator('[data-testid="stImage"] img').evaluate_all("els => els.map(e => e.src)")
-            box = page.get_by_label("Seed")
+            box = page.get_by_label("Seed", exact=True)
             t = time.perf_counter()
             box.fill(str(seed))
             box.press("Enter")

@@ -9,9 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from core.data import is_available
+
 from .browser import PAGES, REPO, chromium_page, streamlit_server, wait_healthy, wait_rendered
+from .conftest import data_root
 
 pytestmark = pytest.mark.browser
+
+
+def wait_count(page, selector: str, n: int) -> None:
+    page.wait_for_function(f"() => document.querySelectorAll('{selector}').length >= {n}", timeout=30_000)
 
 
 @pytest.fixture
@@ -22,7 +29,9 @@ def shot_dir(tmp_path) -> Path:
 
 
 def test_every_page_renders_without_exception(shot_dir):
-    env = {"CHECKPOINT_DIR": str(REPO / "checkpoints"), "RUNS_DIR": str(shot_dir / "no-runs")}
+    env = {"CHECKPOINT_DIR": str(REPO / "checkpoints"), "RUNS_DIR": str(shot_dir / "no-runs"),
+           "DATA_DIR": str(data_root())}
+    has_data = is_available("mnist", data_root())
     with streamlit_server(env) as (url, proc), chromium_page() as page:
         wait_healthy(url, proc=proc)
         for path, title in PAGES.items():
@@ -30,17 +39,18 @@ def test_every_page_renders_without_exception(shot_dir):
             wait_rendered(page, title)
             page.wait_for_timeout(500)  # let Plotly draw
             assert page.locator('[data-testid="stException"]').count() == 0, path
-            assert page.locator('[data-testid="stAlertContentError"]').count() == 0, path
+            if path != "retrain" or has_data:  # without data the Retrain page rightly says so in an error box
+                assert page.locator('[data-testid="stAlertContentError"]').count() == 0, path
             if path in ("", "samples"):
-                assert page.locator('[data-testid="stImage"] img').count() >= 2
+                wait_count(page, '[data-testid="stImage"] img', 2)
             if path in ("latent", "curves"):
-                assert page.locator(".js-plotly-plot").count() >= 2
+                wait_count(page, ".js-plotly-plot", 2)
             page.screenshot(path=str(shot_dir / f"{path or 'overview'}.png"), full_page=True)
         # navigate by clicking, as a visitor does, and change a widget
         page.get_by_role("link", name="Samples").click()
         wait_rendered(page, "Samples")
         first = page.locator('[data-testid="stImage"] img').first.get_attribute("src")
-        seed = page.get_by_label("Seed")
+        seed = page.get_by_label("Seed", exact=True)
         seed.fill("7")
         seed.press("Enter")
         page.wait_for_function(

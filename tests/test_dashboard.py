@@ -171,3 +171,23 @@ def test_no_page_computes_tsne_on_load(monkeypatch, tiny_runs):
     at = open_app(monkeypatch, tiny_runs)
     for page in ("samples", "latent", "curves", "metrics", "concepts"):
         goto(at, page)
+
+
+def test_metrics_page_shows_the_evaluation(monkeypatch, tmp_path, tiny_runs, splits):
+    from core.evaluate import evaluate_run
+
+    from .conftest import make_tiny_run
+    from .test_metrics import SMALL
+
+    root = tmp_path / "ck"
+    shutil.copytree(tiny_runs, root)
+    clf = make_tiny_run("classifier", root / "mnist-classifier", splits, width=4, feature_dim=8)
+    for kind in ("vae", "gan"):
+        evaluate_run(root / f"mnist-{kind}", clf, splits=splits, **SMALL)
+    at = goto(open_app(monkeypatch, root), "metrics")
+    table = at.dataframe[0].value
+    assert {"frechet_distance", "precision", "recall", "neg_iwae"} <= set(table["metric"])
+    assert table["VAE"].str.contains("✓").any() or table["GAN"].str.contains("✓").any()
+    assert len(charts(at)) == 2 and len(images(at)) == 2  # coverage + PR; two nearest-neighbour galleries
+    goto(at, "overview")
+    assert any(m.label == "Fréchet distance" for m in at.metric)

@@ -59,7 +59,7 @@ for m in names:
     row["real data (floor)"] = f"{ref['mean']:.4g}" if ref else "—"
     row["meaning"] = MEANING[m]
     rows.append(row)
-st.dataframe(rows, hide_index=True, width="stretch")
+st.dataframe(rows, hide_index=True, width="stretch", height=36 * (len(rows) + 1) + 4)
 settings = next(iter(evals.values()))["settings"]
 st.caption(f"Mean ± standard deviation over seeds {settings.get('seeds')}; {settings.get('samples')} samples per seed; "
            f"classifier `{settings.get('classifier')}` (test accuracy "
