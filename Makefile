@@ -33,8 +33,11 @@ train: install
 	$(PY) -m core train --model gan --epochs 20 --data-dir $(DATA_DIR) --out checkpoints/mnist-gan --overwrite
 	$(PY) -m core train --model classifier --epochs 4 --data-dir $(DATA_DIR) --out checkpoints/mnist-classifier --overwrite
 
-bench: install
+bench: install browser
 	$(PY) bench/train_speed.py --data-dir $(DATA_DIR)
+	$(PY) bench/dashboard_speed.py
+	$(PY) bench/eval_speed.py --data-dir $(DATA_DIR)
+	$(PY) bench/retrain_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

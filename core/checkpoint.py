@@ -14,7 +14,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -294,7 +294,3 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Run
     embeddings = read_embeddings(path) if cfg["model"] != "classifier" else None
     return Run(path.name, path, cfg, load_model(path, device), read_history(path), read_metrics(path),
                embeddings, sample_grids(path))
-
-
-def config_dict(obj) -> dict:
-    return asdict(obj)
