@@ -32,7 +32,7 @@ def test_every_page_renders_without_exception(shot_dir):
     env = {"CHECKPOINT_DIR": str(REPO / "checkpoints"), "RUNS_DIR": str(shot_dir / "no-runs"),
            "DATA_DIR": str(data_root())}
     has_data = is_available("mnist", data_root())
-    with streamlit_server(env) as (url, proc), chromium_page() as page:
+    with streamlit_server(env) as (url, proc), chromium_page(height=1500) as page:
         wait_healthy(url, proc=proc)
         for path, title in PAGES.items():
             page.goto(f"{url}/{path}")
