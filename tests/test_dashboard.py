@@ -159,6 +159,11 @@ def test_committed_checkpoints(monkeypatch):
     for page in ("samples", "latent", "curves", "metrics", "concepts"):
         goto(at, page)
         assert not at.error
+    goto(at, "overview")
+    at.selectbox(key="dataset").set_value("fashion-mnist").run()
+    assert not at.exception and not at.error
+    assert Path(at.session_state["pick_vae"]).name == "fashion-mnist-vae"
+    assert Path(at.session_state["pick_gan"]).name == "fashion-mnist-gan"
 
 
 def test_no_page_computes_tsne_on_load(monkeypatch, tiny_runs):
