@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from core.data import binarize, to_float
+from core.models.layers import evaluating
 
 
 def _f64(x) -> torch.Tensor:
@@ -161,23 +162,21 @@ def iwae_bound(model, images: torch.Tensor, k: int = 100, seed: int = 0, batch_s
 
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    was_training = model.training
-    model.eval()
-    neg_iwae = neg_elbo = 0.0
-    fork = [images.device] if images.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork):
-        torch.manual_seed(seed)
-        for start in range(0, len(images), batch_size):
-            x = binarize(to_float(images[start:start + batch_size]))  # (B, 1, 28, 28)
-            b = x.shape[0]
-            mu, logvar = model.encode(x)  # (B, D) each
-            mu_k, logvar_k = mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape)  # (k, B, D)
-            z = model.reparameterize(mu_k, logvar_k)
-            x_k = x.expand(k, *x.shape).reshape(k * b, *x.shape[1:])
-            log_px_z = -bernoulli_nll(model.decode(z.reshape(k * b, -1)), x_k).view(k, b)
-            log_pz = _gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
-            log_w = (log_px_z + log_pz - _gaussian_log_density(z, mu_k, logvar_k)).double()  # (k, B)
-            neg_iwae -= (torch.logsumexp(log_w, 0) - math.log(k)).sum().item()
-            neg_elbo += (-log_px_z.double().mean(0) + kl_to_standard_normal(mu, logvar).double()).sum().item()
-    model.train(was_training)
+    with evaluating(model):
+        neg_iwae = neg_elbo = 0.0
+        fork = [images.device] if images.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork):
+            torch.manual_seed(seed)
+            for start in range(0, len(images), batch_size):
+                x = binarize(to_float(images[start:start + batch_size]))  # (B, 1, 28, 28)
+                b = x.shape[0]
+                mu, logvar = model.encode(x)  # (B, D) each
+                mu_k, logvar_k = mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape)  # (k, B, D)
+                z = model.reparameterize(mu_k, logvar_k)
+                x_k = x.expand(k, *x.shape).reshape(k * b, *x.shape[1:])
+                log_px_z = -bernoulli_nll(model.decode(z.reshape(k * b, -1)), x_k).view(k, b)
+                log_pz = _gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
+                log_w = (log_px_z + log_pz - _gaussian_log_density(z, mu_k, logvar_k)).double()  # (k, B)
+                neg_iwae -= (torch.logsumexp(log_w, 0) - math.log(k)).sum().item()
+                neg_elbo += (-log_px_z.double().mean(0) + kl_to_standard_normal(mu, logvar).double()).sum().item()
     return {"neg_iwae": neg_iwae / len(images), "neg_elbo": neg_elbo / len(images)}

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.layers import check_range
+from core.models.layers import check_range, evaluating
 
 
 @dataclass
@@ -69,15 +69,13 @@ class Classifier(nn.Module):
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
         from core.data import to_float
 
-        was_training = self.training
-        self.eval()
-        correct, ce = 0.0, 0.0
-        for start in range(0, images.shape[0], batch_size):
-            x, y = to_float(images[start:start + batch_size]), labels[start:start + batch_size]
-            logits = self(x)
-            ce += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-        self.train(was_training)
+        with evaluating(self):
+            correct, ce = 0.0, 0.0
+            for start in range(0, images.shape[0], batch_size):
+                x, y = to_float(images[start:start + batch_size]), labels[start:start + batch_size]
+                logits = self(x)
+                ce += F.cross_entropy(logits, y, reduction="sum").item()
+                correct += (logits.argmax(1) == y).sum().item()
         return {"cross_entropy": ce / images.shape[0], "accuracy": correct / images.shape[0]}
 
     @torch.no_grad()

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.layers import check_choice, check_range, conv_features, conv_image_head, mlp
+from core.models.layers import check_choice, check_range, conv_features, conv_image_head, evaluating, mlp
 
 PRESETS = ("conv", "seed")
 LOSSES = ("non-saturating", "minimax")
@@ -134,17 +134,15 @@ class GAN(nn.Module):
         """On held-out uint8 images: mean D(x), mean D(G(z)) for fixed z, and E's reconstruction error."""
         from core.data import to_float
 
-        was_training = self.training
-        self.eval()
-        g = torch.Generator(device=images.device).manual_seed(seed)
-        sums = {"d_real": 0.0, "d_fake": 0.0, "e_recon": 0.0}
-        for start in range(0, images.shape[0], batch_size):
-            x = to_float(images[start:start + batch_size])
-            z = torch.randn(x.shape[0], self.config.latent_dim, generator=g, device=x.device)
-            sums["d_real"] += torch.sigmoid(self.discriminator(x)).sum().item()
-            sums["d_fake"] += torch.sigmoid(self.discriminator(self.generator(z))).sum().item()
-            sums["e_recon"] += F.mse_loss(self.reconstruct(x), x, reduction="none").flatten(1).mean(1).sum().item()
-        self.train(was_training)
+        with evaluating(self):
+            g = torch.Generator(device=images.device).manual_seed(seed)
+            sums = {"d_real": 0.0, "d_fake": 0.0, "e_recon": 0.0}
+            for start in range(0, images.shape[0], batch_size):
+                x = to_float(images[start:start + batch_size])
+                z = torch.randn(x.shape[0], self.config.latent_dim, generator=g, device=x.device)
+                sums["d_real"] += torch.sigmoid(self.discriminator(x)).sum().item()
+                sums["d_fake"] += torch.sigmoid(self.discriminator(self.generator(z))).sum().item()
+                sums["e_recon"] += F.mse_loss(self.reconstruct(x), x, reduction="none").flatten(1).mean(1).sum().item()
         return {k: v / images.shape[0] for k, v in sums.items()}
 
     # --- using it ------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from torch import nn
 
 
@@ -57,3 +59,14 @@ def check_choice(name: str, value, choices) -> None:
 def check_range(name: str, value, lo, hi) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
         raise ValueError(f"{name} must be a number in [{lo}, {hi}], got {value!r}")
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """Eval mode (batch norm on running statistics, no dropout) for the block, then the previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.data import binarize, to_float
-from core.models.layers import check_choice, check_range, conv_features, conv_image_head, mlp
+from core.models.layers import check_choice, check_range, conv_features, conv_image_head, evaluating, mlp
 
 PRESETS = ("conv", "seed")
 
@@ -115,18 +115,16 @@ class VAE(nn.Module):
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 1000,
                  seed: int = 0) -> dict[str, float]:
         """Mean loss terms over uint8 images, binarized with a fixed seed so numbers are comparable."""
-        was_training = self.training
-        self.eval()
-        g = torch.Generator(device=images.device).manual_seed(seed)
-        totals: dict[str, float] = {}
-        fork = [images.device] if images.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork):
-            torch.manual_seed(seed)
-            for start in range(0, images.shape[0], batch_size):
-                x = binarize(to_float(images[start:start + batch_size]), g)
-                for k, v in self.loss(x).items():
-                    totals[k] = totals.get(k, 0.0) + v.item() * x.shape[0]
-        self.train(was_training)
+        with evaluating(self):
+            g = torch.Generator(device=images.device).manual_seed(seed)
+            totals: dict[str, float] = {}
+            fork = [images.device] if images.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=fork):
+                torch.manual_seed(seed)
+                for start in range(0, images.shape[0], batch_size):
+                    x = binarize(to_float(images[start:start + batch_size]), g)
+                    for k, v in self.loss(x).items():
+                        totals[k] = totals.get(k, 0.0) + v.item() * x.shape[0]
         return {k: v / images.shape[0] for k, v in totals.items()}
 
     # --- using it ------------------------------------------------------------------------------
