@@ -40,6 +40,11 @@ def line_chart(series: list[dict], title: str, x_title: str, y_title: str, heigh
                                  line={"color": s.get("color"), "dash": s.get("dash", "solid"), "width": 1.8}))
     fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       xaxis_title=x_title, yaxis_title=y_title, legend={"orientation": "h", "y": -0.25})
+    tails = [np.asarray(s["y"], dtype=float)[len(s["y"]) // 50:] for s in series if len(s["y"]) > 50]
+    if tails:  # frame the y axis on what follows the first 2% of steps: the opening drop would flatten the rest
+        lo, hi = min(t.min() for t in tails), max(t.max() for t in tails)
+        pad = 0.05 * (hi - lo or abs(hi) or 1.0)
+        fig.update_yaxes(range=[lo - pad, hi + pad])
     return fig
 
 
