@@ -55,9 +55,9 @@ def cmd_list(args) -> None:
 
 
 def cmd_show(args) -> None:
-    from core.checkpoint import load_run, run_path
+    from core.checkpoint import load_run, resolve_run
 
-    path = Path(args.run) if Path(args.run).is_dir() else run_path(args.root, args.run)
+    path = resolve_run(args.root, args.run)
     run = load_run(path)
     c = run.config
     print(f"{run.name}: {c['class']} on {c['dataset']['name']} ({c['parameters']:,} parameters)")
@@ -74,7 +74,7 @@ def cmd_show(args) -> None:
 def cmd_embed(args) -> None:
     from core import checkpoint, data, embed
 
-    path = Path(args.run) if Path(args.run).is_dir() else checkpoint.run_path(args.root, args.run)
+    path = checkpoint.resolve_run(args.root, args.run)
     cfg = checkpoint.read_config(path)
     model = checkpoint.load_model(path)
     test = data.load_split(cfg["dataset"]["name"], args.data_dir, train=False)

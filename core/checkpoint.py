@@ -8,6 +8,7 @@ CheckpointError naming the file and what is wrong with it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -41,6 +42,12 @@ def run_path(root: str | os.PathLike, name: str) -> Path:
     if path.parent != root:
         raise CheckpointError(f"run name {name!r} escapes {root}")
     return path
+
+
+def resolve_run(root: str | os.PathLike, name_or_path: str) -> Path:
+    """A run given as a folder path (anything with a separator, or an existing folder) or as a name under root."""
+    p = Path(name_or_path)
+    return p if p.is_dir() or "/" in name_or_path or "\\" in name_or_path else run_path(root, name_or_path)
 
 
 def list_runs(root: str | os.PathLike) -> list[str]:
@@ -89,10 +96,28 @@ def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")
 
 
-def _write_png(path: Path, grid: np.ndarray) -> None:
+@contextlib.contextmanager
+def replacing(dest: Path):
+    """Yield a temporary path beside `dest`; when the block succeeds it replaces `dest` in one rename
+    (a reader never sees half a file), when it fails it is removed."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}-", suffix=dest.suffix, dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a run is meant to be shared
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_png(path: str | os.PathLike, grid: np.ndarray) -> None:
+    """A uint8 (H, W) grid as a grayscale PNG, replaced atomically."""
     from PIL import Image
 
-    Image.fromarray(grid).save(path)
+    with replacing(Path(path)) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
 
 
 def save_run(
@@ -121,7 +146,7 @@ def save_run(
         _write_json(tmp / HISTORY, history)
         (tmp / SAMPLES).mkdir()
         for epoch, grid in sorted((grids or {}).items()):
-            _write_png(tmp / SAMPLES / f"epoch_{epoch:03d}.png", grid)
+            write_png(tmp / SAMPLES / f"epoch_{epoch:03d}.png", grid)
         if embeddings is not None:
             write_embeddings(tmp, embeddings)
         if metrics is not None:
@@ -146,30 +171,18 @@ def move_into_place(tmp: Path, dest: Path) -> None:
 
 
 def write_embeddings(path: str | os.PathLike, embeddings: dict[str, np.ndarray]) -> None:
-    """Write embeddings.npz (compressed, no pickles) into a run folder via a temp file + rename."""
-    path = Path(path)
+    """Write embeddings.npz (compressed, no pickles) into a run folder, replaced atomically."""
     keys = [k for k in (*EMBEDDING_KEYS, *OPTIONAL_EMBEDDING_KEYS) if k in embeddings]
-    tmp = path / f".{EMBEDDINGS}.tmp.npz"
-    try:
+    with replacing(Path(path) / EMBEDDINGS) as tmp:
         np.savez_compressed(tmp, **{k: np.asarray(embeddings[k]) for k in keys})
-        os.replace(tmp, path / EMBEDDINGS)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_metrics(path: str | os.PathLike, metrics: dict) -> None:
-    """Replace metrics.json of an existing run atomically (write a temp file, then rename)."""
+    """Replace metrics.json of an existing run atomically."""
     path = Path(path)
     read_config(path)
-    fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".json", dir=path)
-    os.close(fd)
-    try:
-        _write_json(Path(tmp), metrics)
-        os.replace(tmp, path / METRICS)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path / METRICS) as tmp:
+        _write_json(tmp, metrics)
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ the whole training set) uses 1000 queries per seed and the IWAE bound (k decoder
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -62,9 +61,9 @@ def classify(clf, images: torch.Tensor, batch_size: int = 128) -> tuple[torch.Te
     device = next(clf.parameters()).device
     feats, probs = [], []
     for i in range(0, len(images), batch_size):
-        f = clf.features(to_float(images[i:i + batch_size].to(device)))
+        f, p = clf.features_and_proba(to_float(images[i:i + batch_size].to(device)))
         feats.append(f.cpu())
-        probs.append(F.softmax(clf.head(f), dim=1).cpu())  # = clf.predict_proba, without a second body pass
+        probs.append(p.cpu())
     return torch.cat(feats), torch.cat(probs)
 
 
@@ -102,20 +101,6 @@ def _subset(n: int, size: int | None, seed: int) -> torch.Tensor:
     if size is None or size >= n:
         return torch.arange(n)
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
-
-
-def write_png_atomic(path: Path, grid: np.ndarray) -> None:
-    from PIL import Image
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(grid).save(tmp, format="PNG")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a run is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def evaluate_run(
@@ -229,7 +214,7 @@ def evaluate_run(
     }
     times["reference"] = time.perf_counter() - t
     hist = np.mean(hists, axis=0)
-    k = len(hist)
+    missing, starved = metrics.flagged_classes(hist)
     # the fraction of samples closer to a training image than all but 1% of unseen test digits are
     test_p1 = torch.quantile(test_nn, 0.01).item()
     all_nn = torch.cat(sample_nn)
@@ -257,14 +242,14 @@ def evaluate_run(
             "fraction_samples_below_test_p1": (all_nn < test_p1).float().mean().item(),
         },
         "class_histogram": hist.tolist(),
-        "missing_classes": [c for c in range(k) if hist[c] < metrics.MISSING_FRACTION / k],
-        "starved_classes": [c for c in range(k) if hist[c] < metrics.STARVED_FRACTION / k],
+        "missing_classes": missing,
+        "starved_classes": starved,
         "lower_is_better": {name: LOWER_IS_BETTER[name] for name in out},
     }
     if write:
         from core.train import make_grid
 
-        write_png_atomic(run_path / NEAREST_PNG, make_grid(to_float(nearest_grid), nrow=NEAREST_COUNT))
+        checkpoint.write_png(run_path / NEAREST_PNG, make_grid(to_float(nearest_grid), nrow=NEAREST_COUNT))
         stored = checkpoint.read_metrics(run_path) or {}
         checkpoint.write_metrics(run_path, {**stored, "evaluation": evaluation})
     return evaluation
@@ -292,18 +277,10 @@ def format_table(name: str, ev: dict) -> str:
     return "\n".join(lines)
 
 
-def _resolve(root: str, name_or_path: str) -> Path:
-    """A folder path as given, or a run name under root."""
-    p = Path(name_or_path)
-    if p.is_dir() or "/" in name_or_path or "\\" in name_or_path:
-        return p
-    return checkpoint.run_path(root, name_or_path)
-
-
 def cmd_evaluate(args) -> None:
-    run = _resolve(args.root, args.run)
+    run = checkpoint.resolve_run(args.root, args.run)
     dataset = checkpoint.read_config(run)["dataset"]["name"]
-    clf = _resolve(args.root, args.classifier or f"{dataset}-classifier")
+    clf = checkpoint.resolve_run(args.root, args.classifier or f"{dataset}-classifier")
     ev = evaluate_run(run, clf, args.data_dir, samples=args.samples, seeds=tuple(args.seeds),
                       iwae_k=args.iwae_k or None)
     print(format_table(run.name, ev))

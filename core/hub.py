@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from core.checkpoint import CheckpointError, Run, list_runs, load_run, move_into_place, run_path
+from core.checkpoint import CheckpointError, Run, list_runs, load_run, move_into_place, resolve_run, run_path
 
 ALLOWED = ("*.safetensors", "*.json", "*.png", "*.npz")  # the hub's allow_patterns ('*' spans folders)
 SUFFIXES = {".safetensors", ".json", ".png", ".npz"}
@@ -244,7 +244,7 @@ def pull_missing(repos: str | Iterable[str] | None, runs_root: str | os.PathLike
 
 # --- command line ------------------------------------------------------------------------------
 def _cmd_push(args) -> None:
-    folder = Path(args.run) if Path(args.run).is_dir() else run_path(args.root, args.run)
+    folder = resolve_run(args.root, args.run)
     print(f"pushed {folder} to {push_run(folder, args.repo, private=args.private, revision=args.revision)}")
 
 

@@ -406,11 +406,9 @@ class _Progress:
 
     def on_epoch(self, p: dict) -> None:
         if p["grid"] is not None:
-            from PIL import Image
+            from core.checkpoint import write_png  # torch is loaded by now: this runs inside training
 
-            tmp = self.jobdir / f".{GRID}.tmp"
-            Image.fromarray(p["grid"]).save(tmp, format="PNG")
-            os.replace(tmp, self.jobdir / GRID)
+            write_png(self.jobdir / GRID, p["grid"])
         last = p["epoch"] == p["epochs"] or p["step"] < self.status.get("total_steps", 0) * p["epoch"] / p["epochs"]
         self.write(phase="finishing" if last else "training", epoch=p["epoch"], step=p["step"],
                    eta_s=0.0 if last else self.status.get("eta_s"),

@@ -95,6 +95,13 @@ def precision_recall(feats_real, feats_fake, k: int = 3, batch_size: int = 1024,
 MISSING_FRACTION, STARVED_FRACTION = 0.1, 0.5  # of the uniform share 1/K
 
 
+def flagged_classes(histogram) -> tuple[list[int], list[int]]:
+    """(missing, starved): classes below 0.1/K and below 0.5/K of the samples."""
+    k = len(histogram)
+    return ([c for c in range(k) if histogram[c] < MISSING_FRACTION / k],
+            [c for c in range(k) if histogram[c] < STARVED_FRACTION / k])
+
+
 def class_coverage(probs) -> dict:
     """Class statistics of samples from the classifier's probabilities (N, K).
 
@@ -108,12 +115,12 @@ def class_coverage(probs) -> dict:
     hist = torch.bincount(p.argmax(1), minlength=k).double() / n
     nz = hist > 0
     kl = float((hist[nz] * (hist[nz] * k).log()).sum())  # 0 log 0 = 0
-    missing = [c for c in range(k) if hist[c] < MISSING_FRACTION / k]
+    missing, starved = flagged_classes(hist.tolist())
     return {
         "histogram": hist.tolist(),
         "kl_to_uniform": kl,
         "missing": missing,
-        "starved": [c for c in range(k) if hist[c] < STARVED_FRACTION / k],
+        "starved": starved,
         "coverage": 1 - len(missing) / k,
         "collapsed": bool(missing),
         "mean_confidence": float(p.max(1).values.mean()),

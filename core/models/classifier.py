@@ -86,3 +86,9 @@ class Classifier(nn.Module):
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return F.softmax(self(x), dim=1)
+
+    @torch.no_grad()
+    def features_and_proba(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both of the above from one pass through the body (evaluation needs both for every image)."""
+        f = self.body(x)
+        return f, F.softmax(self.head(f), dim=1)
