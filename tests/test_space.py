@@ -5,19 +5,16 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from huggingface_hub import SpaceCard
 
-REPO = Path(__file__).resolve().parents[1]
+from .browser import REPO, chromium_page, streamlit_server, wait_healthy
+
 SPACE_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 
 
@@ -87,70 +84,23 @@ def test_hadolint():
 
 
 # --- smoke test ----------------------------------------------------------------------------------
-def free_port(preferred: int) -> int:
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port))
-                return s.getsockname()[1]
-            except OSError:
-                continue
-    raise RuntimeError("no free port")
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{url} not ok after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
-def serve_and_check(repo: Path, venv: Path, log: Path) -> str:
-    """Run the Dockerfile's CMD from `venv` in `repo`, load the page in Chromium; returns the page's title."""
-    from playwright.sync_api import sync_playwright
-
-    port = free_port(8501)
-    dockerfile = repo / "Dockerfile"
-    cmd = [f"--server.port={port}" if a.startswith("--server.port=") else a for a in dockerfile_cmd(dockerfile)]
+def serve_and_check(venv: Path) -> str:
+    """Run the Dockerfile's CMD from `venv` in the repo, load the page in Chromium; returns the page's title."""
+    dockerfile = REPO / "Dockerfile"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HUB_RUNS", "CHECKPOINT_DIR", "RUNS_DIR")}
     env.update({k: v for k, v in dockerfile_env(dockerfile).items() if k.startswith("STREAMLIT_")})
     env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(venv), HF_HUB_OFFLINE="1")
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            try:
-                page = browser.new_page()
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
-                done = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-                page.wait_for_selector(done, timeout=120_000)
-                page.wait_for_timeout(1000)  # st.navigation may rerun once; wait for that run too
-                page.wait_for_selector(done, timeout=120_000)
-                main = page.locator('[data-testid="stApp"]').inner_text()
-                assert page.locator('[data-testid="stException"]').count() == 0, f"app raised:\n{main[:3000]}"
-                assert page.locator("h1").first.inner_text().strip(), "no title (h1) rendered"
-                return page.title()
-            finally:
-                browser.close()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group (start_new_session)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with streamlit_server(cmd=dockerfile_cmd(dockerfile), base_env=env) as (url, proc), chromium_page() as page:
+        wait_healthy(url, timeout=180, proc=proc)
+        page.goto(f"{url}/", wait_until="domcontentloaded")
+        done = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+        page.wait_for_selector(done, timeout=120_000)
+        page.wait_for_timeout(1000)  # st.navigation may rerun once; wait for that run too
+        page.wait_for_selector(done, timeout=120_000)
+        main = page.locator('[data-testid="stApp"]').inner_text()
+        assert page.locator('[data-testid="stException"]').count() == 0, f"app raised:\n{main[:3000]}"
+        assert page.locator("h1").first.inner_text().strip(), "no title (h1) rendered"
+        return page.title()
 
 
 def fresh_venv(path: Path, requirements: Path) -> Path:
@@ -164,10 +114,10 @@ def fresh_venv(path: Path, requirements: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_space_serves_the_dashboard(tmp_path):
+def test_space_serves_the_dashboard():
     pytest.importorskip("playwright.sync_api")
     if not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (make browser)")
     with tempfile.TemporaryDirectory(prefix="space-venv-") as tmp:  # ~6 GB with CUDA torch: never kept
         venv = fresh_venv(Path(tmp) / "venv", REPO / "requirements.txt")
-        assert serve_and_check(REPO, venv, tmp_path / "streamlit.log")
+        assert serve_and_check(venv)
