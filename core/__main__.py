@@ -1,16 +1,67 @@
-"""Command line: python -m core train|list|show ...   (python -m core -h for help)."""
+"""Command line: python -m core train|list|show|embed|evaluate|push|pull ...   (python -m core -h for help).
+
+Only argparse is imported up front, so `--help` answers at once; each command imports torch and the
+library when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 DEFAULT_ROOT = "checkpoints"
 
 
+class UsageError(Exception):
+    """A bad command line the parser cannot see (a missing folder, an absent device): one line, exit 2."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Appends "(default: X)" to every option whose help does not say its default already."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        silent = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if "default" in text or silent or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def runs_root() -> Path:
+    """Where the dashboard's Retrain page writes runs: $RUNS_DIR, default runs/."""
+    return Path(os.environ.get("RUNS_DIR") or "runs")
+
+
+def find_run(root: str, name: str) -> Path:
+    """A run folder given as a path, a name under `root`, or a name under the retrained runs' folder."""
+    from core.checkpoint import resolve_run
+
+    path = resolve_run(root, name)
+    if path.is_dir():
+        return path
+    if "/" not in name and "\\" not in name and (runs_root() / name).is_dir():
+        return runs_root() / name
+    raise UsageError(f"no run {name!r}: looked in {path} and {runs_root() / name} "
+                     "(`python -m core list` lists the runs; or pass a folder path)")
+
+
+def check_device(name: str) -> None:
+    """One-line error for a device torch cannot use here (instead of a traceback mid-training)."""
+    import torch
+
+    kind = name.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: torch sees no CUDA GPU here (torch {torch.__version__}, "
+                         f"CUDA build: {torch.version.cuda or 'none'}); use --device cpu or auto")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {name}: Apple's MPS backend is not available here; use --device cpu or auto")
+
+
 def cmd_train(args) -> None:
+    check_device(args.device)
     from tqdm import tqdm
 
     from core.runner import train_run
@@ -45,20 +96,27 @@ def cmd_train(args) -> None:
 def cmd_list(args) -> None:
     from core.checkpoint import CheckpointError, list_runs, read_config
 
-    for name in list_runs(args.root):
-        try:
-            c = read_config(Path(args.root) / name)
-            print(f"{name:28s} {c['model']:10s} {c['dataset']['name']:14s} epochs={c.get('epochs_completed')} "
-                  f"device={c.get('device')}")
-        except CheckpointError as err:
-            print(f"{name:28s} BROKEN: {err}")
+    roots = [Path(args.root)]
+    if not roots[0].is_dir():
+        raise UsageError(f"--root {args.root}: no such folder")
+    if args.root == DEFAULT_ROOT and runs_root().is_dir():
+        roots.append(runs_root())
+    for root in roots:
+        names = list_runs(root)
+        print(f"{root}/: {len(names)} run(s)")
+        for name in names:
+            try:
+                c = read_config(root / name)
+                print(f"  {name:28s} {c['model']:10s} {c['dataset']['name']:14s} "
+                      f"epochs={c.get('epochs_completed')} device={c.get('device')}")
+            except CheckpointError as err:
+                print(f"  {name:28s} BROKEN: {err}")
 
 
 def cmd_show(args) -> None:
-    from core.checkpoint import load_run, resolve_run
+    from core.checkpoint import load_run
 
-    path = resolve_run(args.root, args.run)
-    run = load_run(path)
+    run = load_run(find_run(args.root, args.run))
     c = run.config
     print(f"{run.name}: {c['class']} on {c['dataset']['name']} ({c['parameters']:,} parameters)")
     print(f"  model_config: {json.dumps(c['model_config'])}")
@@ -74,7 +132,7 @@ def cmd_show(args) -> None:
 def cmd_embed(args) -> None:
     from core import checkpoint, data, embed
 
-    path = checkpoint.resolve_run(args.root, args.run)
+    path = find_run(args.root, args.run)
     cfg = checkpoint.read_config(path)
     model = checkpoint.load_model(path)
     test = data.load_split(cfg["dataset"]["name"], args.data_dir, train=False)
@@ -83,63 +141,141 @@ def cmd_embed(args) -> None:
     print(f"wrote {path / checkpoint.EMBEDDINGS}")
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m core", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
+def cmd_evaluate(args) -> None:
+    from tqdm import tqdm
 
-    t = sub.add_parser("train", help="train a model and write a run folder")
-    t.add_argument("--model", choices=["vae", "gan", "classifier"], required=True)
-    t.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
-    t.add_argument("--preset", choices=["conv", "seed"], default="conv")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=128)
+    from core import checkpoint, evaluate
+
+    run = find_run(args.root, args.run)
+    cfg = checkpoint.read_config(run)
+    clf = find_run(args.root, args.classifier or f"{cfg['dataset']['name']}-classifier")
+    likelihood = cfg["model"] == "vae" and args.iwae_k > 0
+    # stages: load, real features, one per seed, reconstruction, [IWAE], reference
+    bar = tqdm(total=4 + len(args.seeds) + likelihood, unit="stage", dynamic_ncols=True, desc="load")
+    started = []
+
+    def progress(stage: str) -> None:
+        if started:
+            bar.update(1)
+        started.append(stage)
+        bar.set_description(stage)
+
+    ev = evaluate.evaluate_run(run, clf, args.data_dir, samples=args.samples, seeds=tuple(args.seeds),
+                               iwae_k=args.iwae_k or None, progress=progress)
+    bar.update(bar.total - bar.n)
+    bar.close()
+    print(evaluate.format_table(run.name, ev))
+    print(f"wrote {run / checkpoint.METRICS} (key 'evaluation') and {run / evaluate.NEAREST_PNG}")
+
+
+def cmd_push(args) -> None:
+    from core.hub import push_run
+
+    folder = find_run(args.root, args.run)
+    print(f"pushed {folder} to {push_run(folder, args.repo, private=args.private, revision=args.revision)}")
+
+
+def cmd_pull(args) -> None:
+    from core.hub import pull_run
+
+    path = pull_run(args.repo, args.root, name=args.name, revision=args.revision, overwrite=args.overwrite)
+    print(f"pulled {args.repo} into {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description=__doc__, formatter_class=HelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
+
+    t = command("train", "train a model and write a run folder")
+    t.add_argument("--model", choices=["vae", "gan", "classifier"], required=True, help="model family")
+    t.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist", help="data set")
+    t.add_argument("--preset", choices=["conv", "seed"], default="conv",
+                   help="architecture: conv (small conv nets) or seed (dense nets)")
+    t.add_argument("--epochs", type=int, default=10, help="passes over the training set")
+    t.add_argument("--batch-size", type=int, default=128, help="images per step")
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the model's)")
-    t.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
-    t.add_argument("--latent-dim", type=int, default=None)
+    t.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant", help="learning-rate schedule")
+    t.add_argument("--latent-dim", type=int, default=None, help="size of z (default: the model's)")
     t.add_argument("--width", type=int, default=None, help="conv channels (default: the model's)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
-    t.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
-    t.add_argument("--limit", type=int, default=None, help="use only the first N images of each split")
+    t.add_argument("--seed", type=int, default=0, help="seed for weights, batches and the fixed sample noise")
+    t.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda[:N] or mps")
+    t.add_argument("--time-budget", type=float, default=None,
+                   help="stop after this many seconds and save the run (default: no limit)")
+    t.add_argument("--limit", type=int, default=None,
+                   help="use only the first N images of each split (default: all)")
     t.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
     t.add_argument("--download", action="store_true", help="download the data set if it is missing")
     t.add_argument("--out", default=None, help="run folder (default: checkpoints/DATASET-MODEL)")
-    t.add_argument("--overwrite", action="store_true")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     t.set_defaults(func=cmd_train)
 
-    ls = sub.add_parser("list", help="list the runs under a folder")
-    ls.add_argument("--root", default=DEFAULT_ROOT)
+    ls = command("list", "list the runs under a folder (and under runs/, where retrained runs go)")
+    ls.add_argument("--root", default=DEFAULT_ROOT, help="folder holding run folders")
     ls.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("show", help="load a run strictly and summarise it")
-    s.add_argument("run", help="run name under --root, or a path to a run folder")
-    s.add_argument("--root", default=DEFAULT_ROOT)
+    s = command("show", "load a run strictly and summarise it")
+    s.add_argument("run", help="run name under --root or runs/, or a path to a run folder")
+    s.add_argument("--root", default=DEFAULT_ROOT, help="folder holding run folders")
     s.set_defaults(func=cmd_show)
 
-    e = sub.add_parser("embed", help="recompute a run's embeddings.npz (latent codes + t-SNE of the test subset)")
-    e.add_argument("run", help="run name under --root, or a path to a run folder")
-    e.add_argument("--root", default=DEFAULT_ROOT)
+    e = command("embed", "recompute a run's embeddings.npz (latent codes + t-SNE of the test subset)")
+    e.add_argument("run", help="run name under --root or runs/, or a path to a run folder")
+    e.add_argument("--root", default=DEFAULT_ROOT, help="folder holding run folders")
     e.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
     e.add_argument("--size", type=int, default=2000, help="test images in the subset")
-    e.add_argument("--perplexity", type=float, default=30.0)
+    e.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity")
     e.set_defaults(func=cmd_embed)
 
-    from core import evaluate, hub
-    from core.hub import HubError
+    v = command("evaluate", "measure a vae/gan run against real data; writes metrics.json and nearest.png")
+    v.add_argument("run", help="run name under --root or runs/, or a path to a run folder")
+    v.add_argument("--root", default=DEFAULT_ROOT, help="folder holding run folders")
+    v.add_argument("--classifier", default=None,
+                   help="classifier run name or path (default: DATASET-classifier under --root)")
+    v.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
+    v.add_argument("--samples", type=int, default=10000, help="generated images per seed")
+    v.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="generator seeds")
+    v.add_argument("--iwae-k", type=int, default=100, help="importance samples for the VAE's IWAE bound, 0 skips it")
+    v.set_defaults(func=cmd_evaluate)
 
-    evaluate.register_cli(sub)
-    hub.register_cli(sub, DEFAULT_ROOT)
+    # tokens: HF_TOKEN or `hf auth login`, never a flag
+    u = command("push", "upload a run folder and a model card to a Hugging Face model repo")
+    u.add_argument("run", help="run name under --root or runs/, or a path to a run folder")
+    u.add_argument("--repo", required=True, metavar="USER/NAME", help="model repo id (created if missing)")
+    u.add_argument("--root", default=DEFAULT_ROOT, help="folder holding run folders")
+    u.add_argument("--private", action="store_true", help="create the repo private")
+    u.add_argument("--revision", default=None, help="branch to push to (created if missing; default main)")
+    u.set_defaults(func=cmd_push)
 
-    args = p.parse_args(argv)
-    from core.checkpoint import CheckpointError
-    from core.data import DataMissingError
-    from core.train import TrainingDiverged
+    q = command("pull", "download a run from a Hugging Face model repo and check it")
+    q.add_argument("repo", metavar="USER/NAME", help="model repo id")
+    q.add_argument("--root", default=DEFAULT_ROOT, help="folder the run is written into")
+    q.add_argument("--name", default=None, help="run folder name (default: the repo's name)")
+    q.add_argument("--revision", default=None, help="branch, tag or commit (default main)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
+    q.set_defaults(func=cmd_pull)
+    return p
 
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (CheckpointError, DataMissingError, TrainingDiverged, HubError, ValueError) as err:
+    except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        from core.checkpoint import CheckpointError
+        from core.data import DataMissingError
+        from core.hub import HubError
+        from core.train import TrainingDiverged
+
+        if isinstance(err, (CheckpointError, DataMissingError, TrainingDiverged, HubError, ValueError)):
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        raise
     return 0
 
 

@@ -118,6 +118,7 @@ def evaluate_run(
     nn_queries: int = 1000,
     splits=None,
     write: bool = True,
+    progress=None,
 ) -> dict:
     """Evaluate the VAE or GAN run at `run_path`; returns the "evaluation" dict and, if `write`, stores it
     in the run's metrics.json (other keys kept) and writes nearest.png.
@@ -125,8 +126,10 @@ def evaluate_run(
     Per seed: `samples` generated images against the same number of training images (a fixed random
     subset) in classifier features; the reference row uses as many test images. `splits` =
     ((train_images, train_labels), (test_images, test_labels)) bypasses data_dir (tests use synthetic data).
-    `iwae_k` None skips the VAE's likelihood bound.
+    `iwae_k` None skips the VAE's likelihood bound. `progress(stage)` is called as each stage starts (the CLI's bar).
     """
+    step = progress or (lambda stage: None)
+    step("load")
     start = time.perf_counter()
     run_path = Path(run_path)
     if samples <= knn_k or not seeds:
@@ -148,6 +151,7 @@ def evaluate_run(
     times = {"load": time.perf_counter() - start}
 
     # the real sets: a fixed training subset as large as each generated set, and as many test images
+    step("real features")
     t = time.perf_counter()
     real_feats, _ = classify(clf, train_images[_subset(len(train_images), samples, seed=0)])
     n_test = min(samples, len(test_images))
@@ -163,6 +167,7 @@ def evaluate_run(
     per_seed: dict[str, list[float]] = {k: [] for k in names}
     hists, sample_nn = [], []
     for seed in seeds:
+        step(f"samples, seed {seed}")
         fake = generate(model, samples, seed)
         fake_feats, fake_probs = classify(clf, fake)
         per_seed["frechet_distance"].append(metrics.frechet_distance(real_feats, fake_feats))
@@ -182,6 +187,7 @@ def evaluate_run(
             nearest_grid = torch.cat([queries[:NEAREST_COUNT], nn_train[j[:NEAREST_COUNT]]])
     times["samples"] = time.perf_counter() - t
 
+    step("reconstruction")
     t = time.perf_counter()
     out = {k: summary(v) for k, v in per_seed.items()}
     test_nn, _ = metrics.nearest_neighbours(test_images[:nn_queries], nn_train)
@@ -190,6 +196,7 @@ def evaluate_run(
     times["reconstruction"] = time.perf_counter() - t
     n_iwae = None
     if cfg["model"] == "vae" and iwae_k is not None:
+        step("IWAE bound")
         t = time.perf_counter()
         # other test images for each seed, so the spread over seeds includes which images were drawn
         n_iwae = min(iwae_images, len(test_images))
@@ -201,6 +208,7 @@ def evaluate_run(
         out["neg_iwae"] = summary([b["neg_iwae"] for b in bounds])
         times["iwae"] = time.perf_counter() - t
 
+    step("reference")
     t = time.perf_counter()
     ref_p, ref_r = metrics.precision_recall(real_feats, test_feats, knn_k, real_radii=real_radii)
     ref_cov = metrics.class_coverage(test_probs)
@@ -275,27 +283,3 @@ def format_table(name: str, ev: dict) -> str:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in s["time_s_by_stage"].items())
     lines.append(f"wall time {s['wall_time_s']:.1f} s ({stages})")
     return "\n".join(lines)
-
-
-def cmd_evaluate(args) -> None:
-    run = checkpoint.resolve_run(args.root, args.run)
-    dataset = checkpoint.read_config(run)["dataset"]["name"]
-    clf = checkpoint.resolve_run(args.root, args.classifier or f"{dataset}-classifier")
-    ev = evaluate_run(run, clf, args.data_dir, samples=args.samples, seeds=tuple(args.seeds),
-                      iwae_k=args.iwae_k or None)
-    print(format_table(run.name, ev))
-    print(f"wrote {run / checkpoint.METRICS} (key 'evaluation') and {run / NEAREST_PNG}")
-
-
-def register_cli(subparsers) -> None:
-    """Add `evaluate RUN [--root] [--classifier] [--data-dir] [--samples] [--seeds] [--iwae-k]`."""
-    e = subparsers.add_parser("evaluate", help="measure a vae/gan run against real data; writes metrics.json")
-    e.add_argument("run", help="run name under --root, or a path to a run folder")
-    e.add_argument("--root", default="checkpoints")
-    e.add_argument("--classifier", default=None,
-                   help="classifier run name under --root or path (default: DATASET-classifier under --root)")
-    e.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
-    e.add_argument("--samples", type=int, default=10000, help="generated images per seed")
-    e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    e.add_argument("--iwae-k", type=int, default=100, help="importance samples for the VAE's IWAE bound (0: skip)")
-    e.set_defaults(func=cmd_evaluate)

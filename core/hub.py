@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from core.checkpoint import CheckpointError, Run, list_runs, load_run, move_into_place, resolve_run, run_path
+from core.checkpoint import CheckpointError, Run, list_runs, load_run, move_into_place, run_path
 
 ALLOWED = ("*.safetensors", "*.json", "*.png", "*.npz")  # the hub's allow_patterns ('*' spans folders)
 SUFFIXES = {".safetensors", ".json", ".png", ".npz"}
@@ -240,33 +240,3 @@ def pull_missing(repos: str | Iterable[str] | None, runs_root: str | os.PathLike
             messages.append(redact(str(err)) if isinstance(err, HubError) else
                             redact(f"could not pull {repo_id}: {type(err).__name__}: {err}"))
     return messages
-
-
-# --- command line ------------------------------------------------------------------------------
-def _cmd_push(args) -> None:
-    folder = resolve_run(args.root, args.run)
-    print(f"pushed {folder} to {push_run(folder, args.repo, private=args.private, revision=args.revision)}")
-
-
-def _cmd_pull(args) -> None:
-    path = pull_run(args.repo, args.root, name=args.name, revision=args.revision, overwrite=args.overwrite)
-    print(f"pulled {args.repo} into {path}")
-
-
-def register_cli(subparsers, default_root: str = "checkpoints") -> None:
-    """Add `push` and `pull` to `python -m core` (tokens: HF_TOKEN or `hf auth login`, never a flag)."""
-    p = subparsers.add_parser("push", help="upload a run folder and a model card to a Hugging Face model repo")
-    p.add_argument("run", help="run name under --root, or a path to a run folder")
-    p.add_argument("--repo", required=True, metavar="USER/NAME", help="model repo id (created if missing)")
-    p.add_argument("--root", default=default_root)
-    p.add_argument("--private", action="store_true", help="create the repo private")
-    p.add_argument("--revision", default=None, help="branch to push to (created if missing; default main)")
-    p.set_defaults(func=_cmd_push)
-
-    q = subparsers.add_parser("pull", help="download a run from a Hugging Face model repo and check it")
-    q.add_argument("repo", metavar="USER/NAME")
-    q.add_argument("--root", default=default_root)
-    q.add_argument("--name", default=None, help="run folder name (default: the repo's name)")
-    q.add_argument("--revision", default=None, help="branch, tag or commit (default main)")
-    q.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
-    q.set_defaults(func=_cmd_pull)

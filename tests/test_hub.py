@@ -1,7 +1,6 @@
 """core.hub without a network: HfApi methods and snapshot_download are replaced by fakes over a folder
 (or the real snapshot_download runs with HF_HUB_OFFLINE=1 over a cache the test builds)."""
 
-import argparse
 import hashlib
 import logging
 import os
@@ -15,8 +14,9 @@ from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import RepositoryNotFoundError
 
 from core import hub
+from core.__main__ import build_parser
 from core.checkpoint import list_runs, load_run
-from core.hub import HubError, model_card, pull_missing, pull_run, push_run, register_cli
+from core.hub import HubError, model_card, pull_missing, pull_run, push_run
 
 SECRET = "hf_SENTINELsentinel0123456789abcd"  # shaped like a real token; must never be shown
 RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "embeddings.npz",
@@ -274,8 +274,7 @@ def test_no_token_in_any_output(runs, tmp_path, fake_hub, monkeypatch, capsys, c
     def boom(*args, **kw):
         raise RuntimeError(leaky)
 
-    parser = argparse.ArgumentParser()
-    register_cli(parser.add_subparsers(dest="cmd", required=True))
+    parser = build_parser()
 
     # success through the command line
     args = parser.parse_args(["push", "mnist-vae", "--root", str(runs), "--repo", "alice/mnist-vae"])

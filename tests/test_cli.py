@@ -1,0 +1,104 @@
+"""`python -m core`: help without torch, defaults in every help line, one-line errors, runs found in runs/."""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.__main__ import build_parser, main
+
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = ["train", "list", "show", "embed", "evaluate", "push", "pull"]
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def test_every_command_is_listed():
+    assert sorted(subcommands()) == sorted(COMMANDS)
+
+
+def test_help_imports_no_torch():
+    """--help of the program and of every command parses without importing torch (so it answers at once)."""
+    probe = ("import json, sys\nfrom core.__main__ import main\nout = {}\n"
+             f"for argv in [[]] + [[c] for c in {COMMANDS!r}]:\n"
+             "    try:\n        main(argv + ['--help'])\n    except SystemExit as e:\n"
+             "        out[' '.join(argv) or 'top'] = e.code\n"
+             "print(json.dumps({'codes': out, 'torch': 'torch' in sys.modules}))\n")
+    res = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    assert result["codes"] == {"top": 0, **{c: 0 for c in COMMANDS}}
+    assert result["torch"] is False
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_has_help_and_shows_its_default(command):
+    parser = subcommands()[command]
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help, f"{command} {action.dest} has no help"
+        if action.option_strings and not action.required and action.default is not False:
+            assert "default" in formatter._get_help_string(action), f"{command} {action.dest}: default not shown"
+    assert "(default: 0)" in subcommands()["train"].format_help()  # --seed 0 is a default, not "no default"
+
+
+def test_cuda_without_a_gpu_is_one_line(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "--model", "vae", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --device cuda") and "\n" not in err
+
+
+def test_list_of_a_missing_folder_says_so(tmp_path, capsys):
+    assert main(["list", "--root", str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_show_and_list_find_retrained_runs(tmp_path, tiny_runs, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_runs / "mnist-gan", runs / "ui-gan-mnist-1")
+    monkeypatch.setenv("RUNS_DIR", str(runs))
+    monkeypatch.chdir(tmp_path)  # the default --root checkpoints/ does not exist here
+    assert main(["show", "ui-gan-mnist-1"]) == 0
+    assert "GAN on mnist" in capsys.readouterr().out
+    assert main(["show", "missing-run", "--root", str(tiny_runs)]) == 2
+    err = capsys.readouterr().err
+    assert str(tiny_runs / "missing-run") in err and str(runs / "missing-run") in err
+    (tmp_path / "checkpoints").mkdir()
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "ui-gan-mnist-1" in out and "runs/" in out
+
+
+def test_evaluate_reports_each_stage(tmp_path, tiny_runs, splits, monkeypatch, capsys):
+    """The CLI's progress bar is driven by evaluate_run's stages: load, real features, one per seed, ..."""
+    from core import evaluate
+
+    from .conftest import make_tiny_run
+    from .test_metrics import SMALL
+
+    root = tmp_path / "ck"
+    shutil.copytree(tiny_runs, root)
+    make_tiny_run("classifier", root / "mnist-classifier", splits, width=4, feature_dim=8)
+    stages = []
+    evaluate.evaluate_run(root / "mnist-vae", root / "mnist-classifier", splits=splits, write=False,
+                          progress=stages.append, **SMALL)
+    assert stages == ["load", "real features", "samples, seed 0", "samples, seed 1", "reconstruction",
+                      "IWAE bound", "reference"]
+
+    real = evaluate.evaluate_run
+    monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, **k: real(*a, **{**k, **SMALL, "splits": splits}))
+    assert main(["evaluate", "mnist-gan", "--root", str(root), "--seeds", "0", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "6/6" in captured.err  # load, real, 2 seeds, reconstruction, reference: the bar ends full
+    assert "frechet_distance" in captured.out
