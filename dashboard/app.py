@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -11,8 +12,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # make `dashboard`
 
 from dashboard import data  # noqa: E402
 
-st.set_page_config(page_title="GAN vs VAE", page_icon=":material/compare:", layout="wide")
 HERE = Path(__file__).parent
+# a local favicon: a ":material/...:" icon would be fetched from fonts.gstatic.com (the app works offline)
+st.set_page_config(page_title="GAN vs VAE", page_icon=str(HERE / "favicon.png"), layout="wide")
+
+
+@contextlib.contextmanager
+def guarded(where: str):
+    """An unexpected error in the block becomes a short message with a reference; the server log has the
+    traceback under that reference. (st.stop / st.rerun are BaseExceptions and pass through.)"""
+    try:
+        yield
+    except Exception:
+        ref = data.log_error(f"rendering {where}")
+        st.error(f"Something went wrong {where} (reference `{ref}`). The other pages keep working; "
+                 "the server log has the details under this reference.", icon=":material/error:")
+
+
+def broken_runs_card() -> None:
+    """Runs whose config.json fails the check cannot go in a picker: one error card lists them on every page."""
+    broken = data.broken_runs()
+    if broken:
+        lines = [f"- `{r.name}`: {r.error[:300].replace('`', chr(39))}" for r in broken[:20]]
+        more = f"\n\n…and {len(broken) - 20} more." if len(broken) > 20 else ""
+        st.sidebar.error(f"**{len(broken)} run(s) could not be loaded**\n\n" + "\n".join(lines) + more,
+                         icon=":material/error:")
 
 
 def pick(kind: str, dataset: str | None) -> None:
@@ -25,10 +49,13 @@ def pick(kind: str, dataset: str | None) -> None:
         st.session_state.pop(key, None)
         return
     if st.session_state.get(key) not in paths:
-        default = next((r.path for r in runs if r.name == f"{dataset}-{kind}"), paths[0])
+        default = next((r.path for r in runs if r.name == f"{dataset}-{kind}"),
+                       next((r.path for r in runs if not r.error), paths[0]))
         st.session_state[key] = default
     labels = {r.path: r.label + (" ⚠" if r.error else "") for r in runs}
-    st.sidebar.selectbox(f"{data.LABELS[kind]} run", paths, key=key, format_func=labels.get)
+    folder = next(f"{Path(r.path).parent.name}/{r.name}" for r in runs if r.path == st.session_state[key])
+    st.sidebar.selectbox(f"{data.LABELS[kind]} run", paths, key=key, format_func=labels.get,
+                         help=f"Run folder: `{folder}`")
 
 
 pages = {
@@ -43,19 +70,29 @@ pages = {
     "Learn": [st.Page(HERE / "views/concepts.py", title="Concepts", icon=":material/school:")],
 }
 
-for message in data.hub_messages():
-    st.sidebar.caption(message)
+with guarded("in the sidebar"):
+    for message in data.hub_messages():
+        st.sidebar.caption(message)
+    broken_runs_card()
 
-if not any(r.model in data.KINDS for r in data.catalog()):
-    pages["Compare"] = [st.Page(HERE / "views/no_runs.py", title="Get started", icon=":material/info:",
-                                default=True)]
-else:
-    st.sidebar.title("GAN vs VAE")
-    options = data.datasets()
-    dataset = st.sidebar.selectbox("Dataset", options, key="dataset",
-                                   index=options.index("mnist") if "mnist" in options else 0)
-    pick("vae", dataset)
-    pick("gan", dataset)
-    st.sidebar.caption(f"Runs from `{data.checkpoint_dir().name}/` and `{data.runs_dir().name}/`.")
+    if not data.datasets():  # no loadable VAE or GAN run
+        pages["Compare"] = [st.Page(HERE / "views/no_runs.py", title="Get started", icon=":material/info:",
+                                    default=True)]
+    else:
+        st.sidebar.title("GAN vs VAE")
+        options = data.datasets()
+        # A visitor's run that just finished on the Retrain page: select its data set and the run itself.
+        wanted = st.session_state.pop("select_run", None)
+        if wanted and wanted["dataset"] in options:
+            st.session_state.pop("dataset", None)  # the picker starts over from `index` below
+            st.session_state[f"pick_{wanted['kind']}"] = wanted["path"]
+        first = wanted["dataset"] if wanted and wanted["dataset"] in options else "mnist"
+        dataset = st.sidebar.selectbox("Dataset", options, key="dataset",
+                                       index=options.index(first) if first in options else 0)
+        pick("vae", dataset)
+        pick("gan", dataset)
+        st.sidebar.caption(f"Runs from `{data.checkpoint_dir().name}/` and `{data.runs_dir().name}/`.")
 
-st.navigation(pages).run()
+page = st.navigation(pages)
+with guarded("on this page"):
+    page.run()

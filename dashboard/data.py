@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `streamlit run dashboard/app.py` puts dashboard/, not the repo, on the path
     sys.path.insert(0, str(REPO))
 
-from core import checkpoint, embed  # noqa: E402
+from core import checkpoint, embed, validate  # noqa: E402
 from core.checkpoint import CheckpointError  # noqa: E402
 from core.data import class_names  # noqa: E402
 
@@ -57,20 +57,25 @@ class RunInfo:
 
     @property
     def label(self) -> str:
-        where = "" if Path(self.path).parent == checkpoint_dir() else " (retrained)"
-        return f"{self.name}{where}"
+        """Committed runs by folder name; retrained runs, whose folder names are long, by what they are:
+        "VAE · mnist · 3 epochs · 25 Nov 14:02 (retrained)". The folder name is the picker's hover text."""
+        if Path(self.path).parent == checkpoint_dir() or self.model is None:
+            return self.name
+        return run_summary(self.path, self.name) + " (retrained)"
 
 
-def _stamp(path: str | Path, name: str = checkpoint.CONFIG) -> float:
-    """Modification time of a run file (0 when missing): part of every cache key."""
+def _stamp(path: str | Path, name: str = checkpoint.CONFIG) -> tuple | None:
+    """(mtime_ns, size, inode) of a run file, not following links (None when missing): part of every cache key."""
     try:
-        return (Path(path) / name).stat().st_mtime
+        st = os.lstat(Path(path) / name)
+        return st.st_mtime_ns, st.st_size, st.st_ino
     except OSError:
-        return 0.0
+        return None
 
 
 def catalog() -> list[RunInfo]:
-    """Every run folder under the checkpoint and runs folders; broken configs are listed with their error."""
+    """Every run folder under the checkpoint and runs folders, each checked by core.validate.check_run;
+    a run that fails is listed with its error (model and data set too when its config.json is sound)."""
     return _catalog(str(checkpoint_dir()), str(runs_dir()))
 
 
@@ -80,68 +85,133 @@ def _catalog(*roots: str) -> list[RunInfo]:
     for root in map(Path, roots):
         for name in checkpoint.list_runs(root):
             path = root / name
-            try:
-                cfg = checkpoint.read_config(path)
-                runs.append(RunInfo(name, str(path), cfg["model"], cfg.get("dataset", {}).get("name")))
-            except CheckpointError as err:
-                runs.append(RunInfo(name, str(path), None, None, str(err)))
+            runs.append(_checked(str(path), validate.stamp(path)))
     return runs
 
 
+@st.cache_data(max_entries=512, show_spinner=False)
+def _checked(path: str, stamp: tuple) -> RunInfo:
+    """One check per run and version of its files (the stamp): failures are cached like successes, so a bad
+    run costs one check, not one per page view."""
+    name = Path(path).name
+    try:
+        cfg = checkpoint.check_run(path).config
+        return RunInfo(name, path, cfg["model"], cfg["dataset"]["name"])
+    except CheckpointError as err:
+        error = str(err)
+    except Exception as err:  # a bug in a check must not take every page down: log it, list the run as broken
+        ref = log_error(f"checking run {name}")
+        error = f"{name}: could not be checked ({type(err).__name__}, reference {ref})"
+    try:  # a sound config.json still files the run under its model and data set, so it is shown where it belongs
+        cfg = checkpoint.read_config(path)
+        return RunInfo(name, path, cfg["model"], cfg["dataset"]["name"], error)
+    except Exception:
+        return RunInfo(name, path, None, None, error)
+
+
+def log_error(what: str) -> str:
+    """Log the exception being handled, traceback and all, in the server log; return the short reference
+    the visitor is shown instead (no traceback, no server path ever reaches the browser)."""
+    import uuid
+
+    from streamlit.logger import get_logger
+
+    ref = uuid.uuid4().hex[:8]
+    get_logger("dashboard").error("%s failed (reference %s)", what, ref, exc_info=True)
+    return ref
+
+
 def runs_of(kind: str, dataset: str | None = None) -> list[RunInfo]:
-    return [r for r in catalog()
-            if (r.model == kind or r.model is None) and (dataset is None or r.dataset in (dataset, None))]
+    """The runs of one model kind (and data set): broken runs whose config.json names them included (an error
+    card in their place), runs whose config.json is unusable left out (see broken_runs)."""
+    return [r for r in catalog() if r.model == kind and (dataset is None or r.dataset == dataset)]
+
+
+def broken_runs() -> list[RunInfo]:
+    """Runs that cannot be filed under a model and data set: their config.json itself fails the check."""
+    return [r for r in catalog() if r.error and r.model is None]
 
 
 def datasets() -> list[str]:
-    return sorted({r.dataset for r in catalog() if r.dataset and r.model in KINDS})
+    """The data sets of the loadable VAE and GAN runs (a broken run never adds one)."""
+    return sorted({r.dataset for r in catalog() if r.dataset and r.model in KINDS and not r.error})
 
 
 # --- per-run files ---------------------------------------------------------------------------------
+# Each cached loader returns (value, error): a CheckpointError is cached like a value (keyed on the file's
+# stamp), so a file that fails is read once, not once per page view; the public function raises it again.
+def _caught(load, *args) -> tuple:
+    try:
+        return load(*args), None
+    except CheckpointError as err:
+        return None, str(err)
+
+
+def _value(result: tuple):
+    value, error = result
+    if error is not None:
+        raise CheckpointError(error)
+    return value
+
+
 @st.cache_resource(max_entries=12, show_spinner=False)
-def _model(path: str, stamp: float):
-    return checkpoint.load_model(path)
+def _model(path: str, stamp: tuple):
+    return _caught(checkpoint.load_model, path)
 
 
 def model(path: str):
     """The run's model, strictly loaded (raises CheckpointError naming the file)."""
-    return _model(path, _stamp(path, checkpoint.WEIGHTS) + _stamp(path))
+    return _value(_model(path, (_stamp(path, checkpoint.WEIGHTS), _stamp(path))))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _config(path: str, stamp: float) -> dict:
-    return checkpoint.read_config(path)
+def _config(path: str, stamp: tuple) -> tuple:
+    return _caught(checkpoint.read_config, path)
 
 
 def config(path: str) -> dict:
-    return _config(path, _stamp(path))
+    return _value(_config(path, _stamp(path)))
+
+
+def run_summary(path: str, fallback: str) -> str:
+    """Model · data set · epochs · start time (UTC) of a run, from its config.json; `fallback` if unreadable."""
+    import time
+
+    try:
+        cfg = config(path)
+        epochs = cfg.get("epochs_completed")
+        started = time.strptime(cfg["started"], "%Y-%m-%dT%H:%M:%SZ")
+        return (f"{LABELS.get(cfg['model'], cfg['model'])} · {cfg['dataset']['name']} · "
+                f"{epochs} epoch{'' if epochs == 1 else 's'} · {time.strftime('%d %b %H:%M', started)}")
+    except Exception:  # a label must never take the sidebar down; the folder name will do
+        return fallback
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _history(path: str, stamp: float) -> dict:
-    return checkpoint.read_history(path)
+def _history(path: str, stamp: tuple) -> tuple:
+    return _caught(checkpoint.read_history, path)
 
 
 def history(path: str) -> dict:
-    return _history(path, _stamp(path, checkpoint.HISTORY))
+    return _value(_history(path, _stamp(path, checkpoint.HISTORY)))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _metrics(path: str, stamp: float) -> dict | None:
-    return checkpoint.read_metrics(path)
+def _metrics(path: str, stamp: tuple) -> tuple:
+    return _caught(checkpoint.read_metrics, path)
 
 
 def metrics(path: str) -> dict | None:
-    return _metrics(path, _stamp(path, checkpoint.METRICS))
+    return _value(_metrics(path, _stamp(path, checkpoint.METRICS)))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _embeddings(path: str, stamp: float) -> dict[str, np.ndarray]:
-    return checkpoint.read_embeddings(path)
+def _embeddings(path: str, stamp: tuple) -> tuple:
+    return _caught(checkpoint.read_embeddings, path)
 
 
 def embeddings(path: str) -> dict[str, np.ndarray]:
-    return _embeddings(path, _stamp(path, checkpoint.EMBEDDINGS))
+    return _value(_embeddings(path, (_stamp(path, checkpoint.EMBEDDINGS), _stamp(path))))
 
 
 def sample_grid_files(path: str) -> list[str]:
@@ -231,8 +301,8 @@ def _as_tensor(a: np.ndarray):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _map2d(path: str, stamp: float, method: str, perplexity: float, size: int) -> np.ndarray:
-    emb = checkpoint.read_embeddings(path)
+def _map2d(path: str, stamp: tuple | None, method: str, perplexity: float, size: int) -> np.ndarray:
+    emb = embeddings(path)
     codes = emb["codes"][:size]
     return embed.pca(codes) if method == "pca" else embed.tsne(codes, perplexity)
 
@@ -301,26 +371,71 @@ def download_dataset(name: str) -> None:
         load_split(name, data_root(), train=train, download=True)
 
 
+def owner_token() -> str:
+    """This browser session's private owner token for the job queue (kept in st.session_state, never shown)."""
+    token = st.session_state.get("_retrain_owner")
+    if not token:
+        import secrets
+
+        token = st.session_state["_retrain_owner"] = secrets.token_urlsafe(24)
+    return token
+
+
+def job_queue() -> list[dict]:
+    """Active jobs, running first, with position and estimated seconds (raises core.jobs.JobError)."""
+    from core.jobs import queue
+
+    return queue(jobs_dir())
+
+
+def my_jobs() -> list[dict]:
+    """This session's jobs, newest first (active ones with their queue position)."""
+    from core.jobs import owner_jobs
+
+    return owner_jobs(jobs_dir(), owner_token())
+
+
 def current_job() -> dict | None:
-    from core.jobs import current_job as cj
-
-    return cj(jobs_dir())
-
-
-def last_job() -> dict | None:
-    from core.jobs import list_jobs
-
-    jobs = list_jobs(jobs_dir())
-    return jobs[0] if jobs else None
+    active = job_queue()
+    return active[0] if active else None
 
 
 def start_job(spec: dict) -> str:
     from core.jobs import start_job as sj
 
-    return sj(spec, runs_dir(), jobs_dir(), data_root(), retrain_caps())
+    return sj(spec, runs_dir(), jobs_dir(), data_root(), retrain_caps(), owner=owner_token())
 
 
-def cancel_job() -> dict | None:
+def start_evaluation(run: str) -> str:
+    """Queue the quick evaluation of this session's retrained run (results land in its metrics.json)."""
+    from core.jobs import start_evaluation as se
+
+    dataset = config(str(runs_dir() / run))["dataset"]["name"]
+    return se(run, runs_dir(), checkpoint_dir() / f"{dataset}-classifier", jobs_dir(), data_root(), retrain_caps(),
+              owner=owner_token())
+
+
+def cancel_job(job_id: str) -> dict | None:
+    """Cancel or remove this session's job (core.jobs.NotOwner for anyone else's)."""
     from core.jobs import cancel_job as cj
 
-    return cj(jobs_dir())
+    return cj(jobs_dir(), job_id, owner_token())
+
+
+def refresh_runs() -> None:
+    """Forget the cached run list, so a run that just finished is in the pickers at once."""
+    _catalog.clear()
+
+
+def run_exists(run: str) -> bool:
+    return (runs_dir() / run / checkpoint.CONFIG).is_file()
+
+
+def job_grid(job: dict) -> str | None:
+    """The sample grid to show for a job: the saved run's last grid once it exists, else the live one."""
+    if job.get("run") and run_exists(job["run"]):
+        grids = checkpoint.sample_grids(runs_dir() / job["run"])
+        if grids:
+            return str(grids[-1])
+    grid = job.get("grid")
+    return grid if grid and Path(grid).is_file() else None

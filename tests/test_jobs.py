@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -12,11 +13,22 @@ import time
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
 
 from core import jobs
 from core.checkpoint import list_runs, load_run
-from core.jobs import Caps, JobBusy, JobError, cancel_job, current_job, job_status, list_jobs, start_job
+from core.jobs import (
+    Caps,
+    JobBusy,
+    JobError,
+    NotOwner,
+    cancel_all,
+    cancel_job,
+    current_job,
+    job_status,
+    list_jobs,
+    queue,
+    start_job,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CAPS = Caps(max_lr=1.0, threads=1, embed_size=32)
@@ -34,18 +46,19 @@ def wait_for(pred, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+OWNER = "local-user"  # start_job's default owner
+
+
 def lock_is_free(jobs_dir: Path) -> bool:
-    lock = FileLock(jobs_dir / jobs.LOCK, timeout=0)
-    lock.acquire()  # raises Timeout if held
-    lock.release()
-    return True
+    """No dispatcher or job process left (they hold job.lock; a dispatcher leaves just after the last job)."""
+    return wait_for(lambda: jobs._lock_free(jobs_dir), 10, "the dispatcher to leave")
 
 
 @pytest.fixture
 def dirs(tmp_path):
     runs, jobs_dir = tmp_path / "runs", tmp_path / "jobs"
     yield runs, jobs_dir
-    cancel_job(jobs_dir)  # never leave a worker behind
+    cancel_all(jobs_dir)  # never leave a worker behind
 
 
 def start_and_wait_training(runs, jobs_dir, spec=LONG) -> dict:
@@ -138,13 +151,14 @@ def test_job_runs_to_done_and_prunes_old_ui_runs(dirs):
     assert st["pruned"] == old[:2]  # oldest first
     assert list_runs(runs) == sorted([run, old[2], "mnist-vae"])
     assert current_job(jobs_dir) is None and list_jobs(jobs_dir)[0]["job_id"] == job_id and lock_is_free(jobs_dir)
+    assert st["history"] and st["epoch_history"]["epoch"] == [1, 2]  # the final view keeps both charts
 
 
 def test_cancel_stops_the_job_within_two_seconds_and_writes_no_run(dirs):
     runs, jobs_dir = dirs
     st = start_and_wait_training(runs, jobs_dir)
     t0 = time.monotonic()
-    final = cancel_job(jobs_dir)
+    final = cancel_job(jobs_dir, st["job_id"], OWNER)
     assert time.monotonic() - t0 < 2.0
     assert final["state"] == "cancelled" and final["job_id"] == st["job_id"]
     assert current_job(jobs_dir) is None and lock_is_free(jobs_dir)
@@ -155,9 +169,10 @@ def test_cancel_stops_the_job_within_two_seconds_and_writes_no_run(dirs):
 
 def test_cancel_while_the_worker_is_still_starting(dirs):
     runs, jobs_dir = dirs
-    start_job(LONG, runs, jobs_dir, caps=CAPS)
+    job_id = start_job(LONG, runs, jobs_dir, caps=CAPS)
+    wait_for(lambda: job_status(jobs_dir, job_id)["state"] == "running", 10, "the dispatcher to take the job")
     t0 = time.monotonic()
-    assert cancel_job(jobs_dir)["state"] == "cancelled"
+    assert cancel_job(jobs_dir, job_id, OWNER)["state"] == "cancelled"
     assert time.monotonic() - t0 < 2.0 and lock_is_free(jobs_dir) and list(runs.iterdir()) == []
 
 
@@ -183,7 +198,7 @@ def test_killed_worker_is_marked_failed_its_lock_freed_and_its_temp_run_removed(
     assert final["state"] == "failed" and final["reason"] == "process died"
     assert not partial.exists() and list_runs(runs) == ["mnist-vae"] and lock_is_free(jobs_dir)
     job_id = start_job(TINY, runs, jobs_dir, caps=CAPS)  # the next job starts normally
-    assert job_status(jobs_dir, job_id)["state"] in ("running", "done")
+    assert wait_for(lambda: job_status(jobs_dir, job_id)["state"] == "done", 60, "the next job")
 
 
 def test_concurrent_starts_yield_exactly_one_job(dirs, monkeypatch):
@@ -221,3 +236,133 @@ def test_concurrent_starts_yield_exactly_one_job(dirs, monkeypatch):
     results += [p.communicate(timeout=30)[0].strip() for p in procs]
     assert sorted(results) == ["busy", "busy", "busy", "ok"]
     assert len(list_jobs(jobs_dir)) == 1
+
+
+# --- the queue: order, owners, cap, restarts, folder errors ------------------------------------------
+A, B, C = "owner-token-a", "owner-token-b", "owner-token-c"
+
+
+def test_jobs_run_one_at_a_time_in_queue_order_with_positions(dirs):
+    runs, jobs_dir = dirs
+    ids = [start_job({**TINY, "seed": i}, runs, jobs_dir, caps=CAPS, owner=o) for i, o in enumerate((A, B, C))]
+    q = queue(jobs_dir)
+    assert [s["job_id"] for s in q] == ids
+    assert [s["position"] for s in q] in ([0, 1, 2], [1, 2, 3])  # 0 = running; 1.. = waiting
+    assert q[0]["wait_s"] <= q[1]["wait_s"] < q[2]["wait_s"] and all(s["end_s"] > s["wait_s"] for s in q)
+    final = [wait_for(lambda i=i: (s := job_status(jobs_dir, i))["state"] == "done" and s, 120, "the queue")
+             for i in ids]
+    for before, after in zip(final, final[1:]):  # one at a time, in queue order
+        assert before["finished"] <= after["started"]
+    assert len({s["run"] for s in final}) == 3 and len(list_runs(runs)) == 3
+    assert queue(jobs_dir) == [] and lock_is_free(jobs_dir)
+
+
+def test_only_the_owner_cancels_or_removes_a_job(dirs):
+    runs, jobs_dir = dirs
+    running = start_and_wait_training(runs, jobs_dir)  # owner: start_job's default
+    waiting = start_job(TINY, runs, jobs_dir, caps=CAPS, owner=B)
+    for job_id in (running["job_id"], waiting):
+        with pytest.raises(NotOwner):
+            cancel_job(jobs_dir, job_id, A)
+        assert job_status(jobs_dir, job_id)["state"] in jobs.ACTIVE
+    removed = cancel_job(jobs_dir, waiting, B)  # the owner removes a waiting job: it never runs
+    assert removed["state"] == "cancelled" and "owner" in removed["reason"] and "started" not in removed
+    assert cancel_job(jobs_dir, running["job_id"], OWNER)["state"] == "cancelled"
+    assert queue(jobs_dir) == [] and list(runs.iterdir()) == []
+    assert B not in (jobs_dir / waiting / jobs.JOB).read_text()  # only a digest of the token is stored
+
+
+def test_one_job_per_owner_and_a_capped_queue(dirs):
+    runs, jobs_dir = dirs
+    caps = Caps(max_lr=1.0, threads=1, embed_size=32, max_queue=2)
+    start_and_wait_training(runs, jobs_dir)
+    with pytest.raises(JobBusy, match="already have a job"):
+        start_job(TINY, runs, jobs_dir, caps=caps)
+    start_job(TINY, runs, jobs_dir, caps=caps, owner=A)
+    start_job(TINY, runs, jobs_dir, caps=caps, owner=B)
+    with pytest.raises(JobBusy, match="queue is full"):
+        start_job(TINY, runs, jobs_dir, caps=caps, owner=C)
+    assert len(queue(jobs_dir)) == 3
+
+
+def test_queued_jobs_survive_a_server_restart_and_are_resumed(dirs, monkeypatch):
+    """The server dies after writing a queued job but before any dispatcher started (the worst hand-over):
+    the job waits on disk, and the next queue read of a restarted server starts a dispatcher for it."""
+    runs, jobs_dir = dirs
+    monkeypatch.setattr(jobs, "_ensure_dispatcher", lambda jobs_dir: None)  # "killed" before spawning
+    job_id = start_job(TINY, runs, jobs_dir, caps=CAPS, owner=A)
+    time.sleep(0.5)
+    assert job_status(jobs_dir, job_id)["state"] == "queued"
+    monkeypatch.undo()  # "restart"
+    t0 = time.monotonic()
+    assert queue(jobs_dir)[0]["job_id"] == job_id
+    wait_for(lambda: job_status(jobs_dir, job_id)["state"] != "queued", 5, "the resumed job to start")
+    assert time.monotonic() - t0 < 5
+    assert wait_for(lambda: (s := job_status(jobs_dir, job_id))["state"] == "done" and s, 60, "the job")["run"]
+
+
+def test_killing_dispatcher_and_job_fails_the_running_job_and_resumes_the_queue(dirs):
+    runs, jobs_dir = dirs
+    st = start_and_wait_training(runs, jobs_dir)
+    waiting = start_job(TINY, runs, jobs_dir, caps=CAPS, owner=A)
+    dispatcher = json.loads((jobs_dir / jobs.SPAWNED).read_text())["pid"]
+    os.kill(dispatcher, signal.SIGKILL)
+    time.sleep(0.3)
+    assert job_status(jobs_dir, st["job_id"])["state"] == "running"  # the job holds the lock on its own
+    os.kill(st["pid"], signal.SIGKILL)
+    final = wait_for(lambda: (s := job_status(jobs_dir, st["job_id"]))["state"] != "running" and s, 10, "the death")
+    assert final["state"] == "failed" and final["reason"] == "process died"
+    queue(jobs_dir)  # any page view starts a new dispatcher for the waiting job
+    assert wait_for(lambda: job_status(jobs_dir, waiting)["state"] == "done", 60, "the waiting job")
+
+
+def test_a_stale_dispatcher_record_delays_a_restart_by_seconds_only(dirs):
+    runs, jobs_dir = dirs
+    sleeper = subprocess.Popen(["sleep", "30"])  # a live process that is not a dispatcher
+    try:
+        jobs_dir.mkdir(parents=True)
+        (jobs_dir / jobs.SPAWNED).write_text(json.dumps({"pid": sleeper.pid, "at": time.time()}))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(jobs, "_ensure_dispatcher", lambda jobs_dir: None)
+            job_id = start_job(TINY, runs, jobs_dir, caps=CAPS, owner=A)
+        t0 = time.monotonic()
+        wait_for(lambda: queue(jobs_dir) and job_status(jobs_dir, job_id)["state"] != "queued", 10, "recovery")
+        assert time.monotonic() - t0 < jobs.SPAWN_GRACE_S + 3
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.parametrize("err, words", [(errno.ENOSPC, "disk is full"), (errno.EROFS, "read-only"),
+                                        (errno.EACCES, "permission denied")])
+def test_jobs_folder_errors_are_a_short_message(dirs, monkeypatch, err, words):
+    runs, jobs_dir = dirs
+
+    def fail(*args, **kwargs):
+        raise OSError(err, os.strerror(err), str(jobs_dir / "x"))
+
+    with monkeypatch.context() as mp:
+        mp.setattr(jobs, "_write_json", fail)
+        with pytest.raises(JobError, match=words) as info:
+            start_job(TINY, runs, jobs_dir, caps=CAPS, owner=A)
+    assert str(jobs_dir) not in str(info.value) and list_jobs(jobs_dir) == []  # no half-written job queued
+    monkeypatch.setattr(jobs, "_job_dirs", fail)
+    for call in (lambda: queue(jobs_dir), lambda: list_jobs(jobs_dir), lambda: jobs.owner_jobs(jobs_dir, A)):
+        with pytest.raises(JobError, match=words):
+            call()
+
+
+def test_form_values_are_refused_in_words_never_replaced():
+    choices = {"model": "vae", "dataset": "mnist", "preset": "seed"}
+    good = {"epochs": "2", "batch_size": "64", "latent_dim": "16", "seed": "7", "lr": ""}
+    assert jobs.parse_form(choices, good, Caps()) == {**jobs.DEFAULT_SPEC, "epochs": 2, "batch_size": 64,
+                                                      "latent_dim": 16, "seed": 7, "lr": None}
+    bad = {"epochs": "1e9", "batch_size": "-3", "latent_dim": str(10**18), "seed": "x", "lr": "-0.1"}
+    with pytest.raises(jobs.FormError) as info:
+        jobs.parse_form(choices, bad, Caps())
+    problems = info.value.problems
+    assert [p.split(" must")[0] for p in problems] == ["Epochs", "Batch size", "Latent size", "Seed", "Learning rate"]
+    assert "Epochs must be a whole number from 1 to 5 (you typed '1e9')" in problems
+    for field, value in [("epochs", "2.5"), ("epochs", "0"), ("epochs", ""), ("lr", "nan"), ("lr", "0.5")]:
+        with pytest.raises(jobs.FormError):
+            jobs.parse_form(choices, {**good, field: value}, Caps())

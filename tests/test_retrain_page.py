@@ -1,18 +1,24 @@
-"""The Retrain page under AppTest: validation, the busy state, the finished run in the picker."""
+"""The Retrain page under AppTest: form checks, the queue seen by owners and others, the finished run."""
 
+import errno
+import json
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from core import jobs
 from core.data import RAW_FILES
-from core.jobs import Caps, cancel_job, current_job, start_job
+from core.jobs import Caps, cancel_all, job_status, list_jobs, queue, start_job
 
 from .test_jobs import wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+CAPS = Caps(threads=1, embed_size=32)
 LONG = {"model": "gan", "preset": "seed", "latent_dim": 8, "epochs": 5, "batch_size": 16, "synthetic": 50_000}
+ONE_EPOCH = {"model": "vae", "preset": "seed", "latent_dim": 8, "epochs": 1, "batch_size": 32, "synthetic": 256}
+ME, OTHER = "token-of-this-visitor", "token-of-another-visitor"
 
 
 @pytest.fixture
@@ -28,11 +34,12 @@ def env(monkeypatch, tmp_path, tiny_runs):
     monkeypatch.setenv("RETRAIN_EMBED_SIZE", "32")
     st.cache_data.clear()
     yield runs
-    cancel_job(runs / ".jobs")
+    cancel_all(runs / ".jobs")
 
 
-def open_retrain() -> AppTest:
+def open_retrain(token: str = ME) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["_retrain_owner"] = token
     at.run()
     at.switch_page("views/retrain.py")
     at.run()
@@ -40,29 +47,94 @@ def open_retrain() -> AppTest:
     return at
 
 
-@pytest.mark.parametrize("key,value,message", [("rt_epochs", 50, "epochs must be"), ("rt_batch", 4, "batch_size"),
-                                               ("rt_latent", 1, "latent_dim"), ("rt_lr", 0.5, "lr must be")])
-def test_out_of_range_values_get_a_message_and_start_nothing(env, key, value, message):
-    at = open_retrain()
-    at.number_input(key=key).set_value(value)
-    submit = next(b for b in at.button if b.label == "Start training")
-    submit.click().run()
-    assert any(message in e.value for e in at.error), [e.value for e in at.error]
-    assert current_job(env / ".jobs") is None
+def submit(at: AppTest, **typed) -> AppTest:
+    for key, value in typed.items():
+        at.text_input(key=key).set_value(value)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
 
 
-def test_busy_state_is_shown_to_every_visitor(env):
-    start_job(LONG, env, env / ".jobs", caps=Caps(threads=1, embed_size=32))
-    wait_for(lambda: (current_job(env / ".jobs") or {}).get("phase") == "training", 60, "training")
+@pytest.mark.parametrize("key, typed, words", [
+    ("rt_epochs", "-3", "Epochs must be a whole number from 1 to 5 (you typed '-3')"),
+    ("rt_epochs", "1e9", "Epochs must be a whole number from 1 to 5 (you typed '1e9')"),
+    ("rt_batch", str(10**18), "Batch size must be a whole number from 16 to 512"),
+    ("rt_latent", "1.5", "Latent size must be a whole number from 2 to 128"),
+    ("rt_lr", "-0.1", "Learning rate must be a number from 1e-05 to 0.01"),
+    ("rt_seed", "", "Seed is empty"),
+])
+def test_bad_form_values_are_refused_naming_the_field(env, key, typed, words):
+    at = submit(open_retrain(), **{key: typed})
+    assert any(words in e.value and "nothing was started" in e.value for e in at.error), [e.value for e in at.error]
+    assert list_jobs(env / ".jobs") == []
+    assert at.text_input(key=key).value == typed  # what the visitor typed stays, for them to correct
+
+
+def test_another_visitors_job_is_shown_but_cannot_be_cancelled_and_the_form_queues(env):
+    start_job(LONG, env, env / ".jobs", caps=CAPS, owner=OTHER)
+    wait_for(lambda: (queue(env / ".jobs") or [{}])[0].get("state") == "running", 60, "the job to start")
     at = open_retrain()
-    assert any("Busy" in w.value for w in at.warning)
-    assert not any(b.label == "Start training" for b in at.button)
-    assert any("Cancel" in b.label for b in at.button)
-    assert at.get("progress")
-    cancel_job(env / ".jobs")
-    at.run()
-    assert any("cancelled" in e.value for e in at.error)
+    assert any("Another visitor's job is running" in i.value for i in at.info)
+    assert not any("Cancel" in b.label or "Remove" in b.label for b in at.button)
+    assert ME not in repr(at.main) and ME not in repr(at.sidebar)  # the owner token is never rendered
+    submit(at, rt_epochs="1")  # the visitor queues behind it
+    mine = [s for s in queue(env / ".jobs") if jobs.is_owner(s, ME)]
+    assert len(mine) == 1 and mine[0]["state"] == "queued" and mine[0]["spec"]["epochs"] == 1
+    assert any("position 1" in i.value for i in at.info), [i.value for i in at.info]
+    remove = next(b for b in at.button if b.label == "Remove my job from the queue")
+    remove.click().run()
+    assert job_status(env / ".jobs", mine[0]["job_id"])["state"] == "cancelled"
     assert any(b.label == "Start training" for b in at.button)
+    assert at.text_input(key="rt_epochs").value == "1"  # the form keeps the visitor's last values
+
+
+def test_owner_cancel_is_an_info_message(env):
+    at = open_retrain()
+    job_id = start_job(LONG, env, env / ".jobs", caps=CAPS, owner=ME)
+    wait_for(lambda: job_status(env / ".jobs", job_id).get("phase") == "training", 60, "training")
+    at.run()
+    next(b for b in at.button if b.label == "Cancel my job").click().run()
+    assert job_status(env / ".jobs", job_id)["state"] == "cancelled"
+    assert any("You cancelled your job" in i.value for i in at.info)
+    assert not at.error
+
+
+def test_a_finished_one_epoch_run_stays_on_the_page_is_selected_and_can_be_evaluated(env):
+    at = open_retrain()
+    job_id = start_job(ONE_EPOCH, env, env / ".jobs", caps=CAPS, owner=ME)
+    st_ = wait_for(lambda: (s := job_status(env / ".jobs", job_id))["state"] == "done" and s, 60, "the job")
+    at.run()
+    at.run()  # the page selects the run in the sidebar with one rerun
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(st_["run"] in s.value for s in at.success)
+    assert at.session_state["pick_vae"] == str(env / st_["run"])
+    charts = at.get("plotly_chart")
+    specs = [json.loads(c.proto.spec) for c in charts]
+    per_epoch = [s for s in specs if "per epoch" in json.dumps(s.get("layout", {}).get("title", ""))]
+    assert per_epoch and all(t["mode"] == "lines+markers" and len(t["x"]) == 1 for t in per_epoch[0]["data"])
+    assert at.get("image"), "the final sample grid is shown"
+    assert len(list((env / st_["run"] / "samples").glob("*.png"))) == 1  # a one-epoch run writes its grid
+    # Evaluate: no classifier among the tiny runs, so the page says so instead of queueing
+    next(b for b in at.button if b.label == "Evaluate").click().run()
+    assert any("no evaluation classifier" in e.value for e in at.error), [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("err, words", [(errno.ENOSPC, "disk is full"), (errno.EROFS, "read-only"),
+                                        (errno.EACCES, "permission denied")])
+def test_jobs_folder_errors_are_a_message_not_a_traceback(env, monkeypatch, err, words):
+    def fail(*args, **kwargs):
+        raise OSError(err, "simulated", str(env / ".jobs"))
+
+    at = open_retrain()
+    monkeypatch.setattr(jobs, "_job_dirs", fail)
+    at.run()
+    assert not at.exception
+    assert any(words in e.value for e in at.error) and not any(str(env) in e.value for e in at.error)
+    monkeypatch.undo()
+    monkeypatch.setattr(jobs, "_write_json", fail)
+    at = open_retrain()
+    submit(at, rt_epochs="1")
+    assert any(words in e.value for e in at.error), [e.value for e in at.error]
 
 
 def test_no_data_says_so_before_start(env, monkeypatch, tmp_path):

@@ -1,113 +1,227 @@
-"""Retrain: start a short training run in a background process, watch it learn, compare it."""
+"""Retrain: queue a short training run, watch it learn, evaluate it, compare it on the other pages."""
 
 import streamlit as st
 
+from core.jobs import FormError, JobError, form_limits, parse_form
 from dashboard import components as ui
 from dashboard import data
 
 st.title("Retrain")
-st.caption("Train a small VAE or GAN here and watch it learn. One job runs at a time for every visitor; it trains "
-           "in its own process, so the dashboard stays responsive. Finished runs appear in the sidebar's run "
-           "picker and on Training curves, next to the committed runs.")
+st.caption("Train a small VAE or GAN here and watch it learn. Jobs of all visitors wait in one queue and train "
+           "one at a time in their own process, so the dashboard stays responsive. Your finished run is selected "
+           "in the sidebar and appears on every page, next to the committed runs.")
 caps = data.retrain_caps()
 LOSSES = {"vae": ["neg_elbo", "reconstruction", "kl"], "gan": ["d_loss", "g_loss"]}
+MINE_POLL_S, OTHERS_POLL_S = 1.5, 5.0  # no polling at all while the queue is empty
+TEXT_KEYS = {"epochs": "rt_epochs", "batch_size": "rt_batch", "lr": "rt_lr", "latent_dim": "rt_latent",
+             "seed": "rt_seed"}
+CHOICE_KEYS = {"model": "rt_model", "dataset": "rt_dataset", "preset": "rt_preset"}
 
 
-def show_job(job: dict) -> None:
+def minutes(seconds: float) -> str:
+    return "under a minute" if seconds < 60 else f"about {seconds / 60:.0f} min"
+
+
+def what(job: dict) -> str:
+    s = job["spec"]
+    if job.get("kind") == "evaluate":
+        return f"evaluation of {s['run']}"
+    return f"{s['model'].upper()} ({s['preset']}) on {s['dataset']}, {s['epochs']} epoch{'s' * (s['epochs'] > 1)}"
+
+
+def charts(job: dict) -> None:
+    """Live or final losses (per step and per epoch, with markers: a one-epoch run shows its point) and grid."""
     spec = job["spec"]
-    done = job.get("step", 0) / max(job.get("total_steps") or 1, 1)
-    phase = job.get("phase", job["state"])
-    text = {"starting": "starting the training process…", "loading data": "loading the data set…",
-            "finishing": "training done; computing the latent map and saving the run…"}.get(phase)
-    if text is None:
-        text = (f"epoch {job.get('epoch', 0)}/{job['epochs']} · step {job.get('step', 0)}/{job.get('total_steps')} · "
-                f"{job.get('elapsed_s', 0):.0f} s elapsed · about {job.get('eta_s', 0):.0f} s left")
-    st.progress(min(done, 1.0), text=f"**{spec['model'].upper()}** ({spec['preset']}) on {spec['dataset']}: {text}")
-    left, right = st.columns([3, 2])
+    left, mid, right = st.columns([5, 4, 3])
     hist = job.get("history") or {}
     series = [{"x": hist["step"], "y": hist[k], "name": k, "color": ui.CLASS_COLORS[i]}
               for i, k in enumerate(LOSSES[spec["model"]]) if k in hist and "step" in hist]
     if series:
-        left.plotly_chart(ui.line_chart(series, "Live losses", "step", "loss"), key="live_losses")
-    if job.get("grid"):
-        right.image(job["grid"], caption=f"fixed-noise samples after epoch {job.get('grid_epoch')}", width=300)
+        fig = ui.line_chart(series, "Losses per step", "step", "loss")
+        if len(hist["step"]) < 30:
+            fig.update_traces(mode="lines+markers")
+        left.plotly_chart(fig, key=f"live_steps_{job['job_id']}")
+    epochs = job.get("epoch_history") or {}
+    series = [{"x": epochs["epoch"], "y": epochs[f"{part}/{k}"], "name": f"{k} ({part})",
+               "color": ui.CLASS_COLORS[i], "dash": "solid" if part == "train" else "dot"}
+              for i, k in enumerate(LOSSES[spec["model"]]) for part in ("train", "test")
+              if f"{part}/{k}" in epochs and "epoch" in epochs]
+    if series:
+        fig = ui.line_chart(series, "Losses per epoch", "epoch", "loss")
+        fig.update_traces(mode="lines+markers", marker={"size": 8})
+        fig.update_xaxes(dtick=1)
+        mid.plotly_chart(fig, key=f"live_epochs_{job['job_id']}")
+    grid = data.job_grid(job)
+    if grid:
+        right.image(grid, caption=f"fixed-noise samples after epoch {job.get('grid_epoch')}", width=280)
 
 
-@st.fragment(run_every=1.0)
-def live() -> None:
-    job = data.current_job()
-    was_running = st.session_state.get("job_running", False)
-    st.session_state["job_running"] = job is not None
-    if (job is None) == was_running:  # a job started or ended since the last run: redraw the whole page
+def progress(job: dict) -> None:
+    phase = job.get("phase", job["state"])
+    text = {"starting": "starting the job…", "loading data": "loading the data set…",
+            "finishing": "training done; computing the latent map and saving the run…",
+            "evaluating": f"evaluating ({minutes(job.get('end_s', 0))} left)…"}.get(phase)
+    if text is None:
+        text = (f"epoch {job.get('epoch', 0)}/{job.get('epochs')} · step {job.get('step', 0)}/"
+                f"{job.get('total_steps')} · {job.get('elapsed_s', 0):.0f} s elapsed · about "
+                f"{job.get('eta_s', 0):.0f} s left")
+    done = job.get("step", 0) / max(job.get("total_steps") or 1, 1)
+    st.progress(min(done, 1.0), text=f"**Your job** ({what(job)}): {text}")
+
+
+def cancel_button(job: dict, label: str) -> None:
+    if st.button(label, key=f"cancel_{job['job_id']}"):
+        try:
+            data.cancel_job(job["job_id"])
+        except JobError as err:
+            st.error(str(err), icon=":material/block:")
+            return
         st.rerun(scope="app")
-    if job is None:
+
+
+def queue_view(mine: dict | None) -> None:
+    """What every visitor sees of the queue, and the visitor's own active job with its controls."""
+    try:
+        active = data.job_queue()
+        mine = next((j for j in active if mine and j["job_id"] == mine["job_id"]), None)
+    except JobError as err:
+        st.error(str(err), icon=":material/error:")
         return
-    st.warning("**Busy:** a training job is running. Its progress is shown to every visitor; "
-               "a new one can start when it ends.", icon=":material/hourglass_top:")
-    show_job(job)
-    if st.button("Cancel this job", type="secondary", key="cancel"):
-        final = data.cancel_job()
-        st.session_state["job_running"] = False
-        st.toast(f"Job {final['state'] if final else 'ended'}.")
-        st.rerun(scope="app")
+    if (mine is None and st.session_state.get("rt_watching")) or (not active and st.session_state.get("rt_polling")):
+        st.rerun(scope="app")  # the visitor's job ended, or the queue emptied: redraw (and stop polling)
+    if active and active[0]["state"] == "running" and active[0] is not mine:
+        run = active[0]
+        st.info(f"Another visitor's job is running ({what(run)}); it should end in {minutes(run['end_s'])}. "
+                f"{len(active) - 1} more waiting.", icon=":material/hourglass_top:")
+    if mine is None:
+        return
+    if mine["state"] == "queued":
+        st.info(f"**Your job** ({what(mine)}): position {mine['position']} in the queue, starts in "
+                f"{minutes(mine['wait_s'])} and should end in {minutes(mine['end_s'])}.",
+                icon=":material/schedule:")
+        cancel_button(mine, "Remove my job from the queue")
+        return
+    progress(mine)
+    if mine.get("kind", "train") == "train":
+        charts(mine)
+    cancel_button(mine, "Cancel my job")
 
 
-live()
-if data.current_job() is not None:
+def finished_view(job: dict) -> None:
+    """The visitor's newest finished job: the result stays on the page until the next one."""
+    if job["state"] == "cancelled":
+        st.info(f"You cancelled your job ({what(job)}).", icon=":material/info:")
+    elif job["state"] == "failed":
+        st.error(f"Your job ({what(job)}) failed: {job.get('reason')}", icon=":material/error:")
+    elif job.get("kind") == "evaluate":
+        st.success(f"Evaluation of **{job['run']}** finished ({job.get('job_s', 0):.0f} s): the numbers are on "
+                   "the Metrics page, with the run selected in the sidebar.", icon=":material/check_circle:")
+        st.page_link("views/metrics.py", label="Open Metrics", icon=":material/leaderboard:")
+    else:
+        st.success(f"Your run **{job['run']}** is ready ({job.get('job_s', 0):.0f} s) and selected in the "
+                   "sidebar: every page now shows it.", icon=":material/check_circle:")
+    if job.get("kind", "train") == "train" and job.get("history"):
+        charts(job)
+
+
+def select_in_sidebar(job: dict) -> None:
+    """Once per finished job: make the new run the sidebar's pick (app.py applies it before the pickers)."""
+    if st.session_state.get("rt_selected") == job["job_id"] or not job.get("run") or not data.run_exists(job["run"]):
+        return
+    st.session_state["rt_selected"] = job["job_id"]
+    kind = job["spec"]["model"] if job.get("kind", "train") == "train" else data.config(
+        str(data.runs_dir() / job["run"]))["model"]
+    dataset = job["spec"].get("dataset") or data.config(str(data.runs_dir() / job["run"]))["dataset"]["name"]
+    data.refresh_runs()
+    st.session_state["select_run"] = {"kind": kind, "dataset": dataset, "path": str(data.runs_dir() / job["run"])}
+    st.rerun()
+
+
+try:
+    jobs = data.my_jobs()
+    active = data.job_queue()
+except JobError as err:  # disk full, read-only or unreadable jobs folder: say so, keep the page
+    st.error(str(err), icon=":material/error:")
     st.stop()
 
-last = data.last_job()
-if last:
+mine = next((j for j in jobs if j["state"] in ("queued", "running")), None)
+st.session_state["rt_watching"] = mine is not None
+poll = MINE_POLL_S if mine else OTHERS_POLL_S if active else None
+st.session_state["rt_polling"] = poll is not None
+st.fragment(run_every=poll)(queue_view)(mine)
+
+if mine is None and jobs:
+    last = jobs[0]
     if last["state"] == "done":
-        st.success(f"Last job finished: run **{last['run']}** is in the run picker "
-                   f"({last.get('elapsed_s', 0):.0f} s).", icon=":material/check_circle:")
-    elif last["state"] in ("failed", "cancelled"):
-        st.error(f"Last job {last['state']}: {last.get('reason')}", icon=":material/error:")
+        select_in_sidebar(last)
+    finished_view(last)
+    last_train = next((j for j in jobs if j.get("kind", "train") == "train"), None)
+    evaluated = any(j.get("kind") == "evaluate" and j["state"] == "done" and last_train
+                    and j.get("run") == last_train.get("run") for j in jobs)
+    if last_train and last_train["state"] == "done" and not evaluated and data.run_exists(last_train["run"]):
+        st.caption(f"Measure {last_train['run']} against real digits: 2,000 samples, one seed, about a minute "
+                   "in the queue's worker. The results show on the Metrics page.")
+        if st.button("Evaluate", key="evaluate", icon=":material/leaderboard:"):
+            try:
+                data.start_evaluation(last_train["run"])
+                st.rerun()
+            except (JobError, ValueError) as err:
+                st.error(str(err), icon=":material/block:")
+
+if mine is not None:
+    st.stop()
 
 available = [d for d in ("mnist", "fashion-mnist") if data.dataset_available(d)]
 if not available:
-    st.error(f"No data set is available on this server (looked under `{data.data_root()}`). "
-             "Set DATA_DIR to a folder holding MNIST/raw, or download it below (needs internet).")
-    if st.button("Download MNIST"):
-        try:
-            with st.spinner("Downloading MNIST…"):
-                data.download_dataset("mnist")
-            st.rerun()
-        except Exception as err:  # no network, disk full: say so, keep the page
-            st.error(f"Download failed: {err}")
+    st.error("No data set is available on this server, so nothing can be trained here. The Docker image "
+             "downloads MNIST and Fashion-MNIST when it is built; elsewhere set DATA_DIR to a folder holding "
+             "MNIST/raw.", icon=":material/error:")
     st.stop()
+
+# The visitor's last values: widget state is dropped when they visit another page, so the form is refilled
+# from a copy kept in the session (saved when they press Start).
+saved = st.session_state.setdefault("rt_saved", {})
+for key, value in saved.items():
+    if key not in st.session_state:
+        st.session_state[key] = value
+limits = form_limits(caps)
+defaults = {"epochs": "3", "batch_size": "128", "lr": "", "latent_dim": "32", "seed": "0"}
+for field, key in TEXT_KEYS.items():
+    st.session_state.setdefault(key, defaults[field])
 
 with st.form("retrain"):
     c1, c2, c3 = st.columns(3)
     model = c1.radio("Model", ["vae", "gan"], horizontal=True, format_func=str.upper, key="rt_model")
+    if st.session_state.get("rt_dataset") not in available:
+        st.session_state.pop("rt_dataset", None)
     dataset = c2.selectbox("Dataset", available, key="rt_dataset")
     presets = ["seed", "conv"] if caps.allow_conv else ["seed"]
+    if st.session_state.get("rt_preset") not in presets:
+        st.session_state.pop("rt_preset", None)
     preset = c3.radio("Preset", presets, horizontal=True, key="rt_preset",
                       help="seed: small dense nets, seconds per epoch. conv: the committed models' conv nets, "
                            "about ten times slower on a CPU.")
-    c1, c2, c3, c4, c5 = st.columns(5)
-    epochs = c1.number_input("Epochs", min_value=0, value=3, step=1, key="rt_epochs",
-                             help=f"1 to {caps.max_epochs} on this server")
-    batch = c2.number_input("Batch size", min_value=0, value=128, step=16, key="rt_batch",
-                            help=f"{caps.min_batch} to {caps.max_batch}")
-    lr = c3.number_input("Learning rate (0 = model default)", min_value=0.0, value=0.0, step=1e-4, format="%.5f",
-                         key="rt_lr", help=f"{caps.min_lr:g} to {caps.max_lr:g}; default VAE 1e-3, GAN 2e-4")
-    latent = c4.number_input("Latent size", min_value=0, value=32, step=1, key="rt_latent",
-                             help=f"{caps.min_latent} to {caps.max_latent}")
-    seed = c5.number_input("Seed", min_value=0, value=0, step=1, key="rt_seed")
+    cols = st.columns(5)
+    for col, (field, key) in zip(cols, TEXT_KEYS.items()):
+        label, lo, hi = limits[field]
+        hint = f"{lo:g} to {hi:g}; empty = the model's default (VAE 1e-3, GAN 2e-4)" if field == "lr" \
+            else f"a whole number from {lo} to {hi}"
+        col.text_input(label, key=key, help=hint, placeholder="model default" if field == "lr" else None)
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:
-    spec = {"model": model, "dataset": dataset, "preset": preset, "epochs": int(epochs), "batch_size": int(batch),
-            "lr": float(lr) or None, "latent_dim": int(latent), "seed": int(seed)}
+    st.session_state["rt_saved"] = {k: st.session_state[k] for k in [*TEXT_KEYS.values(), *CHOICE_KEYS.values()]
+                                    if k in st.session_state}
     try:
+        spec = parse_form({"model": model, "dataset": dataset, "preset": preset},
+                          {f: st.session_state[k] for f, k in TEXT_KEYS.items()}, caps)
         data.start_job(spec)
-        st.session_state["job_running"] = True
         st.rerun()
-    except ValueError as err:
-        st.error(f"Check the form: {err}", icon=":material/edit:")
-    except Exception as err:  # JobBusy (someone was faster), missing data, disk full
+    except FormError as err:
+        st.error("**Check the form**; nothing was started:\n\n" + "\n".join(f"- {p}" for p in err.problems),
+                 icon=":material/edit:")
+    except JobError as err:  # the visitor already has a job, the queue is full, missing data, disk full
         st.error(str(err), icon=":material/block:")
 st.caption(f"Caps on this server: at most {caps.max_epochs} epochs and {caps.time_budget_s:.0f} s of training "
-           f"per job; the newest {caps.keep_runs} retrained runs are kept in `{data.runs_dir().name}/`. "
-           "Set RETRAIN_* environment variables to change them.")
+           f"per job, {caps.max_queue} jobs waiting; the newest {caps.keep_runs} retrained runs are kept in "
+           f"`{data.runs_dir().name}/`. Set RETRAIN_* environment variables to change them.")
