@@ -72,8 +72,23 @@ def cmd_train(args) -> None:
         model_config["latent_dim"] = args.latent_dim
     if args.width is not None:
         model_config["width"] = args.width
+    for name in ("loss", "d_norm", "ema", "d_lr_ratio", "mbstd"):  # GAN options; None = the model's default
+        if getattr(args, name) is not None:
+            if args.model != "gan":
+                raise UsageError(f"--{name.replace('_', '-')} is a GAN option")
+            model_config[name] = getattr(args, name)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      device=args.device, time_budget_s=args.time_budget, lr_schedule=args.lr_schedule)
+                      device=args.device, time_budget_s=args.time_budget, lr_schedule=args.lr_schedule,
+                      keep_best=args.keep_best)
+    quality = None
+    if args.model != "classifier" and args.quality != "none":
+        quality = Path(args.quality or Path(DEFAULT_ROOT) / f"{args.dataset}-classifier")
+        if args.quality is None and not quality.is_dir():
+            quality = None  # no committed classifier for this data set: train without the per-epoch check
     out = Path(args.out or Path(DEFAULT_ROOT) / f"{args.dataset}-{args.model}")
     bar = tqdm(total=None, unit="step", dynamic_ncols=True)
 
@@ -83,12 +98,12 @@ def cmd_train(args) -> None:
         bar.set_postfix({k: f"{v:.3g}" for k, v in list(p["losses"].items())[:4]}, refresh=False)
 
     def on_epoch(p):
-        row = {k: round(v, 3) for k, v in p["row"].items() if k.startswith("test/")}
+        row = {k: round(v, 3) for k, v in p["row"].items() if k.startswith(("test/", "quality/"))}
         tqdm.write(f"epoch {p['epoch']}/{p['epochs']}: {row}")
 
     path = train_run(args.model, out, model_config, cfg, dataset=args.dataset, data_dir=args.data_dir,
                      download=args.download, limit=args.limit, on_step=on_step, on_epoch=on_epoch,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, quality_classifier=quality)
     bar.close()
     print(f"wrote {path}")
 
@@ -122,7 +137,8 @@ def cmd_show(args) -> None:
     print(f"  model_config: {json.dumps(c['model_config'])}")
     print(f"  trained {c['epochs_completed']} epochs in {c['wall_time_s']:.0f} s on {c['device']}, seed {c['seed']}, "
           f"commit {c['git_commit'][:12]}")
-    last = {k: round(v[-1], 4) for k, v in run.history["epochs"].items() if k != "epoch"}
+    last = {k: round(v[-1], 4) if v and v[-1] is not None else None  # null: no value that epoch
+            for k, v in run.history["epochs"].items() if k != "epoch"}
     print(f"  last epoch: {json.dumps(last)}")
     if run.embeddings is not None:
         print(f"  embeddings: {len(run.embeddings['indices'])} test images, codes {run.embeddings['codes'].shape}")
@@ -210,6 +226,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--download", action="store_true", help="download the data set if it is missing")
     t.add_argument("--out", default=None, help="run folder (default: checkpoints/DATASET-MODEL)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    t.add_argument("--loss", choices=["non-saturating", "minimax", "hinge"], default=None,
+                   help="GAN loss (default: the model's)")
+    t.add_argument("--d-norm", choices=["spectral", "batch", "none"], default=None,
+                   help="GAN discriminator normalisation (default: the model's)")
+    t.add_argument("--ema", type=float, default=None,
+                   help="GAN: decay of G's weight average, 0 = none (default: the model's)")
+    t.add_argument("--d-lr-ratio", type=float, default=None,
+                   help="GAN: D's learning rate over G's, two time-scale rule (default: the model's)")
+    t.add_argument("--mbstd", action=argparse.BooleanOptionalAction, default=None,
+                   help="GAN: minibatch standard-deviation feature in D (default: the model's)")
+    t.add_argument("--quality", default=None,
+                   help="classifier run for the per-epoch quality check, or 'none' (default: "
+                        "checkpoints/DATASET-classifier when it exists)")
+    t.add_argument("--keep-best", action="store_true",
+                   help="save the epoch with the best per-epoch Frechet distance, not the last (needs --quality)")
+    t.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     t.set_defaults(func=cmd_train)
 
     ls = command("list", "list the runs under a folder (and under runs/, where retrained runs go)")

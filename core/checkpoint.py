@@ -2,8 +2,9 @@
 
 Tensors and JSON only (safetensors, numpy without pickle): loading a run never runs code. A run is
 written into a hidden temporary folder beside its destination and renamed into place when complete,
-so a crash never leaves a half-written run visible. Loading is strict: every problem raises
-CheckpointError naming the file and what is wrong with it.
+so a crash never leaves a half-written run visible. Loading is strict and goes through core.validate
+(sizes checked before reading, regular files only, schemas, weights against the config): every problem
+raises CheckpointError naming the file, relative to the runs folder, and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -21,15 +22,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CONFIG, WEIGHTS, HISTORY, METRICS, EMBEDDINGS, SAMPLES = (
-    "config.json", "model.safetensors", "history.json", "metrics.json", "embeddings.npz", "samples")
-EMBEDDING_KEYS = ("indices", "labels", "codes", "tsne")
-OPTIONAL_EMBEDDING_KEYS = ("images",)  # (N, 28, 28) uint8 test digits
+from core import validate
+from core.validate import (  # noqa: F401  (re-exported: the names every reader uses)
+    CONFIG,
+    EMBEDDING_KEYS,
+    EMBEDDINGS,
+    HISTORY,
+    METRICS,
+    OPTIONAL_EMBEDDING_KEYS,
+    SAMPLES,
+    WEIGHTS,
+    CheckpointError,
+    check_run,
+)
+
 FORMAT_VERSION = 1
-
-
-class CheckpointError(Exception):
-    """A run folder is missing, corrupt, truncated or does not match its config."""
 
 
 # --- paths -------------------------------------------------------------------------------------
@@ -51,12 +58,13 @@ def resolve_run(root: str | os.PathLike, name_or_path: str) -> Path:
 
 
 def list_runs(root: str | os.PathLike) -> list[str]:
-    """Names of the complete runs (folders holding config.json) under root, sorted; hidden ones skipped."""
+    """Names of the runs (folders holding a config.json entry) under root, sorted; hidden ones skipped.
+    Listed is not loadable: a linked folder or config.json is listed so that checking it can refuse it."""
     root = Path(root)
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and (p / CONFIG).is_file())
+                  if p.is_dir() and not p.name.startswith(".") and os.path.lexists(p / CONFIG))
 
 
 # --- provenance --------------------------------------------------------------------------------
@@ -185,101 +193,58 @@ def write_metrics(path: str | os.PathLike, metrics: dict) -> None:
         _write_json(tmp, metrics)
 
 
-# --- reading -----------------------------------------------------------------------------------
-def _require(path: Path, name: str) -> Path:
-    f = path / name
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: no such run folder")
-    if not f.is_file():
-        raise CheckpointError(f"{f}: missing")
-    return f
+# --- reading (every reader checks through core.validate) -------------------------------------------
+def read_config(path: str | os.PathLike, label: str | None = None) -> dict:
+    """config.json, checked: known model and data set, a model_config its config class accepts, typed fields."""
+    return validate.read_config(path, label)
 
 
-def _read_json(path: Path, name: str):
-    f = _require(path, name)
-    try:
-        return json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{f}: not valid JSON ({err})") from err
-
-
-def read_config(path: str | os.PathLike) -> dict:
-    from core.models import REGISTRY
-
-    path = Path(path)
-    cfg = _read_json(path, CONFIG)
-    if not isinstance(cfg, dict):
-        raise CheckpointError(f"{path / CONFIG}: expected a JSON object")
-    for key in ("model", "class", "model_config"):
-        if key not in cfg:
-            raise CheckpointError(f"{path / CONFIG}: missing key {key!r}")
-    if cfg["model"] not in REGISTRY:
-        raise CheckpointError(f"{path / CONFIG}: unknown model {cfg['model']!r} (known: {sorted(REGISTRY)})")
-    if REGISTRY[cfg["model"]][0].__name__ != cfg["class"]:
-        raise CheckpointError(f"{path / CONFIG}: class {cfg['class']!r} does not match model {cfg['model']!r}")
-    return cfg
-
-
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Build the model from config.json and load model.safetensors strictly, in eval mode."""
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", label: str | None = None,
+               cfg: dict | None = None) -> torch.nn.Module:
+    """Build the model from config.json and load model.safetensors strictly, in eval mode. The weights'
+    header is checked against the model first (sizes, tensor count, names, shapes) before any tensor is read."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from core.models import build_model
 
     path = Path(path)
-    cfg = read_config(path)
+    cfg = cfg or read_config(path, label)
+    rel = f"{validate.label_of(path, label)}/{WEIGHTS}"
+    validate.check_weights(path, cfg, label)
     try:
-        model = build_model(cfg["model"], cfg["model_config"])
+        model = build_model(cfg["model"], cfg["model_config"], saved=True)
     except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{path / CONFIG}: bad model_config: {err}") from err
-    f = _require(path, WEIGHTS)
+        raise CheckpointError(f"{validate.label_of(path, label)}/{CONFIG}: bad model_config: {err}") from err
     try:
-        state = load_file(str(f), device=str(device))
+        state = load_file(str(path / WEIGHTS), device=str(device))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{f}: corrupt or truncated ({err})") from err
+        raise CheckpointError(f"{rel}: corrupt or truncated ({err})") from err
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         first = str(err).strip().splitlines()
-        raise CheckpointError(f"{f}: does not match {CONFIG}: {' '.join(first[:3])[:400]}") from err
+        raise CheckpointError(f"{rel}: does not match {CONFIG}: {' '.join(first[:3])[:400]}") from err
     return model.to(device).eval()
 
 
-def read_history(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    h = _read_json(path, HISTORY)
-    if not isinstance(h, dict) or not isinstance(h.get("steps"), dict) or not isinstance(h.get("epochs"), dict):
-        raise CheckpointError(f"{path / HISTORY}: expected {{'steps': {{...}}, 'epochs': {{...}}}}")
-    for part in ("steps", "epochs"):
-        lengths = {len(v) for v in h[part].values() if isinstance(v, list)}
-        if len(lengths) > 1:
-            raise CheckpointError(f"{path / HISTORY}: columns of '{part}' have different lengths {sorted(lengths)}")
-    return h
+def read_history(path: str | os.PathLike, label: str | None = None) -> dict:
+    return validate.read_history(path, label)
 
 
-def read_metrics(path: str | os.PathLike) -> dict | None:
+def read_metrics(path: str | os.PathLike, label: str | None = None) -> dict | None:
     """metrics.json, or None when the run has not been evaluated."""
-    path = Path(path)
-    return _read_json(path, METRICS) if (path / METRICS).exists() else None
+    return validate.read_metrics(path, label)
 
 
-def read_embeddings(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    path = Path(path)
-    f = _require(path, EMBEDDINGS)
-    try:
-        with np.load(f, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except Exception as err:  # zipfile.BadZipFile, ValueError, OSError, EOFError: all mean "unreadable"
-        raise CheckpointError(f"{f}: corrupt or truncated ({type(err).__name__}: {err})") from err
-    missing = [k for k in EMBEDDING_KEYS if k not in data]
-    if missing:
-        raise CheckpointError(f"{f}: missing arrays {missing}")
-    n = len(data["indices"])
-    if any(len(data[k]) != n for k in data) or data["tsne"].ndim != 2 or data["tsne"].shape[1] != 2:
-        raise CheckpointError(f"{f}: arrays disagree in length or t-SNE is not (N, 2): "
-                              + ", ".join(f"{k}{data[k].shape}" for k in data))
-    return data
+def read_embeddings(path: str | os.PathLike, cfg: dict | None = None, label: str | None = None
+                    ) -> dict[str, np.ndarray]:
+    """embeddings.npz, checked before any array is inflated (`cfg` adds the latent size and class checks;
+    default: the run's config.json when it is readable)."""
+    if cfg is None:
+        with contextlib.suppress(CheckpointError):
+            cfg = read_config(path, label)
+    return validate.read_embeddings(path, cfg, label)
 
 
 def sample_grids(path: str | os.PathLike) -> list[Path]:
@@ -300,10 +265,12 @@ class Run:
     grids: list[Path] = field(default_factory=list)
 
 
-def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Run:
-    """Load and check every file of a run (embeddings are optional for classifier runs)."""
+def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", label: str | None = None) -> Run:
+    """Check the whole run folder (core.validate.check_run), then load it (embeddings are optional for
+    classifier runs). `label` names the run in errors (default: the folder's name)."""
     path = Path(path)
-    cfg = read_config(path)
-    embeddings = read_embeddings(path) if cfg["model"] != "classifier" else None
-    return Run(path.name, path, cfg, load_model(path, device), read_history(path), read_metrics(path),
-               embeddings, sample_grids(path))
+    checked = check_run(path, label)
+    cfg = checked.config
+    embeddings = read_embeddings(path, cfg, label) if cfg["model"] != "classifier" else None
+    return Run(path.name, path, cfg, load_model(path, device, label, cfg), checked.history, checked.metrics,
+               embeddings, checked.grids)

@@ -83,6 +83,17 @@ def load_split(
     return images.to(device), labels.to(device)
 
 
+def checksum(*splits: tuple[torch.Tensor, torch.Tensor]) -> str:
+    """sha256 of the splits' images and labels as loaded: names the data by content, not by location."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for images, labels in splits:
+        h.update(images.cpu().contiguous().numpy().tobytes())
+        h.update(labels.cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [0, 1]."""
     return images.float().div_(255.0)

@@ -263,6 +263,40 @@ def evaluate_run(
     return evaluation
 
 
+class QualityProbe:
+    """A quick quality check of a generator during training: `samples` images from fixed seed-0 codes
+    against a fixed training subset of the same size, in the evaluation classifier's features.
+
+    Called after every epoch by core.train.fit; returns Frechet distance, precision, recall, class KL to
+    uniform and the smallest/largest class share, plus "score" (= Frechet distance, lower is better) by
+    which `keep_best` picks the epoch. 2,000 samples take about a second on a 2-core CPU; the values are
+    noisier than `evaluate_run`'s 10,000-sample ones and higher for Frechet distance (its bias grows as
+    the sample shrinks), so compare them with each other, not with the final evaluation.
+    """
+
+    def __init__(self, classifier_path: str | os.PathLike, train_images: torch.Tensor, samples: int = 2000,
+                 knn_k: int = 3):
+        self.clf, self.clf_config = load_classifier(classifier_path)
+        self.samples, self.knn_k = samples, knn_k
+        self.real_feats, _ = classify(self.clf, train_images.cpu()[_subset(len(train_images), samples, seed=0)])
+        self.real_radii = metrics.knn_radii(self.real_feats, knn_k)
+
+    @torch.no_grad()
+    def __call__(self, model) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        try:
+            fake = generate(model, self.samples, seed=0)
+        finally:
+            model.train(was_training)
+        feats, probs = classify(self.clf, fake)
+        p, r = metrics.precision_recall(self.real_feats, feats, self.knn_k, real_radii=self.real_radii)
+        cov = metrics.class_coverage(probs)
+        fd = metrics.frechet_distance(self.real_feats, feats)
+        return {"frechet_distance": fd, "precision": p, "recall": r, "class_kl_to_uniform": cov["kl_to_uniform"],
+                "min_class_share": min(cov["histogram"]), "max_class_share": max(cov["histogram"]), "score": fd}
+
+
 # --- command line ------------------------------------------------------------------------------------
 def format_table(name: str, ev: dict) -> str:
     s = ev["settings"]

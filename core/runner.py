@@ -35,12 +35,15 @@ def train_run(
     on_step: Callable[[dict], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     overwrite: bool = False,
+    quality_classifier: str | Path | None = None,
 ) -> Path:
     """Train a `kind` model ("vae", "gan", "classifier") and write its run folder to `out`.
 
     `splits` = ((train_images, train_labels), (test_images, test_labels)) bypasses the data root
     (tests pass synthetic data). Raises before any training if `out` exists (unless overwrite), if the
     data is missing or a config value is out of range; raises TrainingDiverged on NaN, writing nothing.
+    `quality_classifier`: a classifier run of the same data set; with it a VAE or GAN is checked after every
+    epoch (core.evaluate.QualityProbe, stored in history.json), and `train_config.keep_best` can use it.
     """
     cfg = train_config or TrainConfig()
     out = Path(out)
@@ -51,14 +54,25 @@ def train_run(
     model = build_model(kind, model_config).to(device)
     if splits is None:
         train, test = load_data(dataset, data_dir, device, download, limit)
-        data_info = {"name": dataset, "root": str(Path(data_dir or data.default_root()).resolve()),
+        # by name and content, never by where it sat on this machine (config.json is published)
+        data_info = {"name": dataset, "root": None, "sha256": data.checksum(train, test),
                      "train_size": len(train[0]), "test_size": len(test[0])}
     else:
         train, test = (tuple(t.to(device) for t in s) for s in splits)
         data_info = {"name": dataset, "root": None, "synthetic": True,
                      "train_size": len(train[0]), "test_size": len(test[0])}
+    probe = None
+    if quality_classifier is not None and kind != "classifier":
+        from core.evaluate import QualityProbe
+
+        probe = QualityProbe(quality_classifier, train[0])
+        if probe.clf_config["dataset"]["name"] != dataset:
+            raise ValueError(f"quality classifier {Path(quality_classifier).name} was trained on "
+                             f"{probe.clf_config['dataset']['name']}, not {dataset}")
+    if cfg.keep_best and probe is None:
+        raise ValueError("keep_best needs a quality classifier (the per-epoch score it keeps the best of)")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    result = fit(model, train, test, cfg, on_step=on_step, on_epoch=on_epoch)
+    result = fit(model, train, test, cfg, on_step=on_step, on_epoch=on_epoch, quality=probe)
 
     if kind == "classifier":
         embeddings, metrics = None, {"test": model.evaluate(*test)}
@@ -79,6 +93,10 @@ def train_run(
         "device": checkpoint.device_name(device),
         "started": started,
         "wall_time_s": result["wall_time_s"],
+        "train_time_s": result["train_time_s"],
+        "quality_check": ({"classifier": Path(quality_classifier).name, "samples": probe.samples,
+                           "score": "frechet_distance"} if probe else None),
+        "best_epoch": result["best_epoch"],
         "epochs_completed": len(result["history"]["epochs"]["epoch"]),
         "stopped_early": result["stopped_early"],
         "versions": checkpoint.versions(),

@@ -30,6 +30,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "constant", or "cosine": anneal every learning rate to 0 over the run
     time_budget_s: float | None = None  # stop early (after the current step) once this much time has passed
     grid_size: int = 64  # images in the per-epoch fixed-noise sample grid
+    keep_best: bool = False  # end with the weights of the epoch whose quality score was best (needs `quality`)
 
     def __post_init__(self):
         check_range("epochs", self.epochs, 1, 10_000)
@@ -97,12 +98,16 @@ def fit(
     cfg: TrainConfig,
     on_step: Callable[[dict], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    quality: Callable[[torch.nn.Module], dict[str, float]] | None = None,
 ) -> dict:
     """Train `model` in place on uint8 (images, labels) already on the model's device.
 
     Returns {"history": {"steps": {...}, "epochs": {...}}, "grids": {epoch: uint8 array}, "wall_time_s": s,
     "stopped_early": bool}. Histories are columnar: each key maps to a list, one entry per step or epoch.
     `on_step` / `on_epoch` receive progress dicts (used by the CLI's tqdm bar and by core.jobs).
+    `quality(model)` runs after every epoch (e.g. core.evaluate.QualityProbe); its numbers go into the epoch
+    history as "quality/<name>", and with `cfg.keep_best` the epoch with the lowest "score" is kept
+    ("best_epoch" in the result). Its time is not counted in the epochs' "time_s" (training time only).
     """
     device = train[0].device
     model.configure_optimizers(cfg.lr or model.default_lr,
@@ -120,6 +125,8 @@ def fit(
                   for opt in model.optimizers.values()] if cfg.lr_schedule == "cosine" else []
     start = time.perf_counter()
     step, stopped_early = 0, False
+    paused = 0.0  # seconds spent in quality checks, left out of the training clock
+    best: dict = {"score": math.inf, "epoch": None, "state": None}
 
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -137,7 +144,7 @@ def fit(
                 steps.setdefault(k, []).append(round(v, 6))
                 sums[k] = sums.get(k, 0.0) + v * x.shape[0]
             seen += x.shape[0]
-            elapsed = time.perf_counter() - start
+            elapsed = time.perf_counter() - start - paused
             if on_step:
                 on_step({"epoch": epoch, "step": step, "total_steps": total_steps, "elapsed_s": elapsed,
                          "eta_s": elapsed / step * (total_steps - step), "losses": losses})
@@ -145,7 +152,7 @@ def fit(
                 stopped_early = True
                 break
         epochs["epoch"].append(epoch)
-        epochs["time_s"].append(round(time.perf_counter() - start, 3))
+        epochs["time_s"].append(round(time.perf_counter() - start - paused, 3))
         for k, v in sums.items():
             epochs.setdefault(f"train/{k}", []).append(round(v / seen, 6))
         if test is not None:
@@ -155,11 +162,24 @@ def fit(
         if noise is not None:
             model.eval()
             grids[epoch] = make_grid(model.sample(noise))
+        if quality is not None:
+            t = time.perf_counter()
+            q = quality(model)
+            for k, v in q.items():
+                epochs.setdefault(f"quality/{k}", []).append(round(v, 6))
+            if cfg.keep_best and q["score"] < best["score"]:
+                best = {"score": q["score"], "epoch": epoch,
+                        "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            paused += time.perf_counter() - t
         if on_epoch:
             on_epoch({"epoch": epoch, "epochs": cfg.epochs, "step": step,
                       "row": {k: v[-1] for k, v in epochs.items()}, "grid": grids.get(epoch)})
         if stopped_early:
             break
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
     model.eval()
     return {"history": {"steps": steps, "epochs": epochs}, "grids": grids,
-            "wall_time_s": round(time.perf_counter() - start, 2), "stopped_early": stopped_early}
+            "wall_time_s": round(time.perf_counter() - start, 2),
+            "train_time_s": round(time.perf_counter() - start - paused, 2),
+            "stopped_early": stopped_early, "best_epoch": best["epoch"]}

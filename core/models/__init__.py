@@ -15,8 +15,11 @@ REGISTRY = {
 }
 
 
-def build_model(kind: str, config: dict | None = None):
-    """Instantiate a registered model from a plain dict; unknown keys or kinds are errors."""
+def build_model(kind: str, config: dict | None = None, saved: bool = False):
+    """Instantiate a registered model from a plain dict; unknown keys or kinds are errors.
+
+    `saved`: the dict comes from a config.json, where an option missing means the behaviour from before
+    that option existed (a config class may say what that was with `from_saved`)."""
     if kind not in REGISTRY:
         raise ValueError(f"unknown model {kind!r}; choose one of {sorted(REGISTRY)}")
     cls, cfg_cls = REGISTRY[kind]
@@ -25,6 +28,8 @@ def build_model(kind: str, config: dict | None = None):
     unknown = sorted(set(config) - known)
     if unknown:
         raise ValueError(f"{cfg_cls.__name__} has no field(s) {unknown}; known: {sorted(known)}")
+    if saved and hasattr(cfg_cls, "from_saved"):
+        return cls(cfg_cls.from_saved(config))
     return cls(cfg_cls(**config))
 
 

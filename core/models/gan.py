@@ -1,28 +1,46 @@
 """Generative adversarial network (Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014),
-with an encoder trained to invert the generator.
+with the stabilisers later papers added, and an encoder trained to invert the generator.
 
 D and G play  min_G max_D V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))]  (eq. 1).
-D ascends V; G uses the non-saturating loss -log D(G(z)) by default (Sec. 3: "rather than training G
-to minimize log(1 - D(G(z))) we can train G to maximize log D(G(z))"), since log(1 - D(G(z)))
-saturates while D easily rejects early samples. `loss="minimax"` keeps eq. 1 as it is.
+D ascends V; G uses the non-saturating loss -log D(G(z)) (Sec. 3: "rather than training G to minimize
+log(1 - D(G(z))) we can train G to maximize log D(G(z))"), since log(1 - D(G(z))) saturates while D
+easily rejects early samples. `loss="minimax"` keeps eq. 1 as it is. `loss="hinge"` is the hinge
+version of the adversarial loss (Lim & Ye 2017; Miyato et al. 2018, eq. 16-17):
+D minimises E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))], G minimises -E[D(G(z))].
 
-A GAN has no encoder. To embed and reconstruct real digits like the VAE does, E is trained after each
-G update to invert the current G (it never changes G or D): a latent regression ||E(G(z)) - z||^2 on
-fresh fakes, plus a pixel reconstruction ||G(E(x)) - x||^2 on real images so E also sees real data.
+Options measured in the README's ablation (each recorded in config.json):
+- `d_norm="spectral"`: spectral normalisation of every D layer (Miyato et al. 2018), which bounds D's
+  Lipschitz constant instead of normalising batches; "batch" is DCGAN's batch norm.
+- `ema`: G's weights averaged over training, G_ema <- ema * G_ema + (1 - ema) * G after each G step
+  (Yazici et al. 2019). G_ema draws every sample, grid and evaluation and is E's target; the raw G only
+  trains. Saved beside G in model.safetensors.
+- `d_lr_ratio`: D's learning rate over G's, the two time-scale update rule (Heusel et al. 2017).
+- `mbstd`: a minibatch standard-deviation feature map appended before D's last layer (Karras et al.
+  2018), so D can see a batch that lacks variety.
+
+A GAN has no encoder. To embed and reconstruct real digits like the VAE does, E is trained alongside G,
+one E step after each G step (it never changes G or D): a latent regression ||E(G(z)) - z||^2 on that
+batch's fakes, plus a pixel reconstruction ||G(E(x)) - x||^2 on that batch's real images so E also
+sees real data. G here is the generator that samples (G_ema when `ema` > 0).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from core.models.layers import check_choice, check_range, conv_features, conv_image_head, evaluating, mlp
 
 PRESETS = ("conv", "seed")
-LOSSES = ("non-saturating", "minimax")
+LOSSES = ("non-saturating", "minimax", "hinge")
+D_NORMS = ("batch", "spectral", "none")
+# What a config.json written before an option existed meant: loading it rebuilds that network.
+LEGACY = {"d_norm": "batch", "ema": 0.0, "d_lr_ratio": 1.0, "mbstd": False}
 
 
 @dataclass
@@ -30,57 +48,134 @@ class GANConfig:
     preset: str = "conv"  # "conv": DCGAN-style nets; "seed": the dense nets of the original design document
     latent_dim: int = 32  # size of z ~ N(0, I), as the VAE's
     width: int = 32  # conv preset: channels of the first conv layer of D and E (G mirrors them)
-    loss: str = "non-saturating"  # generator loss: "non-saturating" (-log D(G(z))) or "minimax" (eq. 1)
+    loss: str = "non-saturating"  # "non-saturating" (-log D(G(z))), "minimax" (eq. 1) or "hinge"
+    d_norm: str = "spectral"  # D's normalisation: "spectral" (Miyato 2018), "batch" (DCGAN) or "none"
+    ema: float = 0.999  # decay of G's weight average used for sampling (Yazici 2019); 0 = no average
+    d_lr_ratio: float = 1.0  # D's learning rate / G's (two time-scale update rule, Heusel 2017)
+    mbstd: bool = False  # minibatch standard-deviation feature in D (Karras 2018); conv preset only
     encoder_recon_weight: float = 1.0  # weight of ||G(E(x)) - x||^2 against the latent regression
 
     def __post_init__(self):
         check_choice("preset", self.preset, PRESETS)
         check_choice("loss", self.loss, LOSSES)
+        check_choice("d_norm", self.d_norm, D_NORMS)
+        check_choice("mbstd", self.mbstd, (True, False))
         check_range("latent_dim", self.latent_dim, 2, 512)
         check_range("width", self.width, 4, 256)
+        check_range("ema", self.ema, 0.0, 0.99999)
+        check_range("d_lr_ratio", self.d_lr_ratio, 0.01, 100.0)
         check_range("encoder_recon_weight", self.encoder_recon_weight, 0.0, 100.0)
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> GANConfig:
+        """A config as read from config.json: options missing there take their pre-option behaviour."""
+        return cls(**{**LEGACY, **saved})
+
+
+class MinibatchStd(nn.Module):
+    """(B, C, H, W) -> (B, C+1, H, W): append the mean over features of the per-feature standard
+    deviation across the batch (Karras et al. 2018, Sec. 3), one constant map for the whole batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std = x.std(dim=0, unbiased=False).mean() if x.shape[0] > 1 else x.new_zeros(())
+        return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+
+
+def conv_discriminator(width: int, norm: str, mbstd: bool) -> nn.Sequential:
+    """(B, 1, 28, 28) -> (B, 1) logits: DCGAN's two stride-2 convs, optional minibatch std, a linear head."""
+    wrap = spectral_norm if norm == "spectral" else (lambda m: m)
+    layers = [
+        wrap(nn.Conv2d(1, width, 4, 2, 1)),  # (B, w, 14, 14)
+        nn.LeakyReLU(0.2),
+        wrap(nn.Conv2d(width, 2 * width, 4, 2, 1)),  # (B, 2w, 7, 7)
+        nn.BatchNorm2d(2 * width) if norm == "batch" else nn.Identity(),
+        nn.LeakyReLU(0.2),
+    ]
+    channels = 2 * width
+    if mbstd:
+        layers.append(MinibatchStd())
+        channels += 1
+    return nn.Sequential(*layers, nn.Flatten(), wrap(nn.Linear(channels * 49, 1)))
 
 
 class GAN(nn.Module):
-    default_lr = 2e-4  # DCGAN's (Radford et al. 2016) Adam settings
+    default_lr = 2e-4  # DCGAN's (Radford et al. 2016) Adam settings, for G (D: times d_lr_ratio)
     default_betas = (0.5, 0.999)
 
     def __init__(self, config: GANConfig):
         super().__init__()
         self.config = config
         c = config
-        if c.preset == "conv":  # DCGAN-style: batch norm in G and D, none on D's input or G's output
+        if c.preset == "conv":  # DCGAN-style: batch norm in G, none on D's input or G's output
             self.generator = nn.Sequential(conv_image_head(c.latent_dim, 2 * c.width, norm=True), nn.Sigmoid())
-            self.discriminator = nn.Sequential(conv_features(c.width, norm=True), nn.Linear(2 * c.width * 49, 1))
+            self.discriminator = conv_discriminator(c.width, c.d_norm, c.mbstd)
             self.encoder = nn.Sequential(conv_features(c.width), nn.Linear(2 * c.width * 49, c.latent_dim))
         else:  # the design document's generator z-128-256-784 (leaky ReLU, sigmoid); D and E mirror it
+            if c.mbstd:
+                raise ValueError("mbstd needs the conv preset")
             self.generator = nn.Sequential(mlp([c.latent_dim, 128, 256, 784], out_act=nn.Sigmoid(), norm=True),
                                            nn.Unflatten(1, (1, 28, 28)))
             # dropout keeps this dense D from overpowering the small G within the first epoch (it collapsed without)
             self.discriminator = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), mlp([784, 256, 128, 1], dropout=0.3))
+            if c.d_norm == "spectral":
+                for m in self.discriminator.modules():
+                    if isinstance(m, nn.Linear):
+                        spectral_norm(m)
             self.encoder = nn.Sequential(nn.Flatten(), mlp([784, 256, 128, c.latent_dim]))
+        # G_ema: never trained by gradients, always in eval mode (its batch norm uses averaged statistics)
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if c.ema > 0 else None
+        self.ema_updates = 0
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
+    def train(self, mode: bool = True) -> GAN:
+        super().train(mode)
+        if self.generator_ema is not None:
+            self.generator_ema.eval()
+        return self
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that draws samples and that E inverts: G_ema when averaging, else G."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
     # --- losses --------------------------------------------------------------------------------
-    @staticmethod
-    def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        """-[log D(x) + log(1 - D(G(z)))], the negated value function D ascends (eq. 1)."""
+    def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "hinge":  # E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]
+            return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+        # -[log D(x) + log(1 - D(G(z)))], the negated value function D ascends (eq. 1)
         return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
                 + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
 
     def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         if self.config.loss == "non-saturating":  # -log D(G(z))
             return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+        if self.config.loss == "hinge":  # -E[D(G(z))]
+            return -fake_logits.mean()
         # minimax: log(1 - D(G(z))) = -BCE(logits, 0)
         return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
     # --- training ------------------------------------------------------------------------------
-    def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> None:
+    def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
         self.optimizers = {
-            "d": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas),
+            "d": torch.optim.Adam(self.discriminator.parameters(), lr=lr * self.config.d_lr_ratio, betas=betas),
             "g": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
             "e": torch.optim.Adam(self.encoder.parameters(), lr=lr, betas=betas),
         }
+        return self.optimizers
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """G_ema <- d * G_ema + (1 - d) * G, weights and batch-norm statistics alike. The decay ramps up
+        as (1 + t) / (10 + t) so the first steps are not dominated by G's random initialisation."""
+        if self.generator_ema is None:
+            return
+        self.ema_updates += 1
+        d = min(self.config.ema, (1 + self.ema_updates) / (10 + self.ema_updates))
+        for avg, cur in zip(self.generator_ema.state_dict().values(), self.generator.state_dict().values()):
+            if avg.dtype.is_floating_point:
+                avg.lerp_(cur, 1 - d)
+            else:
+                avg.copy_(cur)
 
     def step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
         """One update of D (on detached fakes), then G, then E, on a batch of [0, 1] images."""
@@ -99,8 +194,10 @@ class GAN(nn.Module):
         opt["g"].zero_grad(set_to_none=True)
         g_loss.backward()
         opt["g"].step()
+        self.update_ema()
 
-        e_latent, e_recon = self.encoder_losses(x, z, fake.detach())
+        target_fake = fake.detach() if self.generator_ema is None else self.generator_ema(z)
+        e_latent, e_recon = self.encoder_losses(x, z, target_fake)
         e_loss = e_latent + self.config.encoder_recon_weight * e_recon
         opt["e"].zero_grad(set_to_none=True)
         e_loss.backward()
@@ -108,6 +205,7 @@ class GAN(nn.Module):
         return {
             "d_loss": d_loss.item(),
             "g_loss": g_loss.item(),
+            # sigmoid of D's output: D's probability for the BCE losses; for hinge only a squashed score
             "d_real": torch.sigmoid(real_logits).mean().item(),  # mean D(x)
             "d_fake": torch.sigmoid(fake_logits).mean().item(),  # mean D(G(z)), before this step's update
             "e_loss": e_loss.item(),
@@ -116,16 +214,19 @@ class GAN(nn.Module):
         }
 
     def encoder_losses(self, x: torch.Tensor, z: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(||E(G(z)) - z||^2 per latent dim, ||G(E(x)) - x||^2 per pixel); gradients reach E only."""
+        """(||E(G(z)) - z||^2 per latent dim, ||G(E(x)) - x||^2 per pixel); gradients reach E only.
+        `fake` = G(z) from the sampling generator; G is that generator too."""
         latent = F.mse_loss(self.encoder(fake), z)
-        g_mode = self.generator.training
-        self.generator.eval()  # use (and do not update) G's running batch-norm statistics
-        for p in self.generator.parameters():
+        g = self.sampler
+        g_mode = g.training
+        g.eval()  # use (and do not update) G's running batch-norm statistics
+        flags = [p.requires_grad for p in g.parameters()]
+        for p in g.parameters():
             p.requires_grad_(False)
-        recon = F.mse_loss(self.generator(self.encoder(x)), x)
-        for p in self.generator.parameters():
-            p.requires_grad_(True)
-        self.generator.train(g_mode)
+        recon = F.mse_loss(g(self.encoder(x)), x)
+        for p, flag in zip(g.parameters(), flags):
+            p.requires_grad_(flag)
+        g.train(g_mode)
         return latent, recon
 
     @torch.no_grad()
@@ -141,15 +242,15 @@ class GAN(nn.Module):
                 x = to_float(images[start:start + batch_size])
                 z = torch.randn(x.shape[0], self.config.latent_dim, generator=g, device=x.device)
                 sums["d_real"] += torch.sigmoid(self.discriminator(x)).sum().item()
-                sums["d_fake"] += torch.sigmoid(self.discriminator(self.generator(z))).sum().item()
+                sums["d_fake"] += torch.sigmoid(self.discriminator(self.sample(z))).sum().item()
                 sums["e_recon"] += F.mse_loss(self.reconstruct(x), x, reduction="none").flatten(1).mean(1).sum().item()
         return {k: v / images.shape[0] for k, v in sums.items()}
 
     # --- using it ------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes (B, latent_dim) -> images (B, 1, 28, 28) in [0, 1]."""
-        return self.generator(z)
+        """Latent codes (B, latent_dim) -> images (B, 1, 28, 28) in [0, 1], from G_ema when averaging."""
+        return self.sampler(z)
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,5 +259,5 @@ class GAN(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """G(E(x))."""
-        return self.generator(self.encoder(x))
+        """G(E(x)), with the sampling generator."""
+        return self.sampler(self.encoder(x))

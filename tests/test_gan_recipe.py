@@ -1,0 +1,174 @@
+"""The GAN recipe's options (EMA of G, spectral norm, hinge loss, TTUR, minibatch std) and the per-epoch
+quality check that picks the kept epoch."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from core.checkpoint import load_model, read_config, read_history
+from core.models import build_model
+from core.models.gan import GAN, LEGACY, GANConfig, MinibatchStd
+from core.train import TrainConfig, fit
+
+from .conftest import REPO, TINY, make_tiny_run
+
+CLASSIFIER = REPO / "checkpoints" / "mnist-classifier"
+
+
+def _trained(splits, **overrides) -> GAN:
+    torch.manual_seed(0)
+    model = build_model("gan", {**TINY["gan"], **overrides})
+    fit(model, *splits, TrainConfig(epochs=1, batch_size=64, device="cpu"))
+    return model
+
+
+def test_ema_generator_differs_from_raw_and_draws_the_samples(splits):
+    model = _trained(splits, ema=0.9)
+    raw, avg = model.generator.state_dict(), model.generator_ema.state_dict()
+    assert raw.keys() == avg.keys()
+    assert any(not torch.equal(raw[k], avg[k]) for k in raw if raw[k].dtype.is_floating_point)
+    z = torch.randn(6, TINY["gan"]["latent_dim"])
+    assert torch.equal(model.sample(z), model.generator_ema(z))
+    assert not torch.allclose(model.sample(z), model.generator.eval()(z))
+    model.train()
+    assert not model.generator_ema.training  # G_ema always uses its averaged batch-norm statistics
+    assert not any(p.requires_grad for p in model.generator_ema.parameters())
+
+
+def test_ema_update_is_the_running_average():
+    model = build_model("gan", {**TINY["gan"], "ema": 0.5})
+    model.ema_updates = 1000  # past the warm-up: the decay is the configured 0.5
+    first = next(model.generator.parameters())
+    before = next(model.generator_ema.parameters()).clone()
+    with torch.no_grad():
+        first.add_(1.0)
+    model.update_ema()
+    assert torch.allclose(next(model.generator_ema.parameters()), 0.5 * before + 0.5 * first)
+
+
+def test_ema_weights_are_saved_and_strictly_reloaded(tmp_path, splits):
+    run = make_tiny_run("gan", tmp_path / "gan", splits, epochs=1, ema=0.9)
+    tensors = load_file(str(run / "model.safetensors"))
+    assert any(k.startswith("generator_ema.") for k in tensors)
+    loaded = load_model(run)
+    assert torch.equal(loaded.generator_ema.state_dict()["0.0.weight"], tensors["generator_ema.0.0.weight"])
+    z = torch.randn(4, TINY["gan"]["latent_dim"])
+    assert torch.equal(loaded.sample(z), loaded.generator_ema(z))
+    del tensors["generator_ema.0.0.weight"]  # a file without the average no longer matches its config
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(run / "model.safetensors"))
+    from core.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="generator_ema"):
+        load_model(run)
+
+
+def test_hinge_losses_on_a_tiny_case():
+    model = build_model("gan", {**TINY["gan"], "loss": "hinge"})
+    real, fake = torch.tensor([[2.0], [0.5]]), torch.tensor([[-2.0], [0.5]])
+    # E[max(0, 1 - D(x))] = (0 + 0.5) / 2, E[max(0, 1 + D(G(z)))] = (0 + 1.5) / 2
+    assert model.discriminator_loss(real, fake).item() == pytest.approx(1.0)
+    assert model.generator_loss(fake).item() == pytest.approx(0.75)  # -E[D(G(z))]
+    ns = build_model("gan", {**TINY["gan"], "loss": "non-saturating"})
+    assert ns.generator_loss(torch.zeros(3, 1)).item() == pytest.approx(torch.log(torch.tensor(2.0)).item())
+
+
+def test_spectral_norm_bounds_every_discriminator_layer(splits):
+    model = _trained(splits, d_norm="spectral")
+    layers = [m for m in model.discriminator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 3 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.discriminator.modules())
+    model.eval()
+    for m in layers:  # the normalised weight's largest singular value is ~1 (power iteration estimate)
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item()
+        assert sigma == pytest.approx(1.0, abs=0.15)
+    batch = build_model("gan", {**TINY["gan"], "d_norm": "batch"})
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in batch.discriminator.modules())
+
+
+@pytest.mark.parametrize("options", [{"d_norm": "spectral", "mbstd": True, "loss": "hinge"},
+                                     {"d_norm": "none", "ema": 0.0}, {"d_norm": "batch", "d_lr_ratio": 4.0}])
+def test_discriminator_options_save_and_reload(tmp_path, splits, options):
+    run = make_tiny_run("gan", tmp_path / "gan", splits, epochs=1, **options)
+    saved = read_config(run)["model_config"]
+    assert {k: saved[k] for k in options} == options
+    a, b = load_model(run), load_model(run)
+    x = torch.rand(5, 1, 28, 28)
+    assert torch.equal(a.discriminator(x), b.discriminator(x))
+    assert torch.equal(a.sample(torch.zeros(2, 8)), b.sample(torch.zeros(2, 8)))
+
+
+def test_two_time_scales_give_d_its_own_learning_rate():
+    model = build_model("gan", {**TINY["gan"], "d_lr_ratio": 4.0})
+    opts = model.configure_optimizers(1e-4, (0.5, 0.999))
+    assert opts["d"].param_groups[0]["lr"] == pytest.approx(4e-4)
+    assert opts["g"].param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+def test_minibatch_std_sees_a_batch_without_variety():
+    same = torch.ones(4, 3, 7, 7)
+    assert MinibatchStd()(same)[:, -1].abs().max() == 0
+    varied = torch.randn(4, 3, 7, 7)
+    out = MinibatchStd()(varied)
+    assert out.shape == (4, 4, 7, 7) and out[:, -1].min() > 0
+    assert MinibatchStd()(varied[:1]).shape == (1, 4, 7, 7)  # one image: a zero map, not NaN
+
+
+def test_config_without_the_new_options_loads_as_it_was_trained():
+    old = {"preset": "conv", "latent_dim": 8, "width": 4, "loss": "non-saturating", "encoder_recon_weight": 1.0}
+    model = build_model("gan", old, saved=True)
+    assert model.generator_ema is None and model.config.d_norm == "batch" and not model.config.mbstd
+    assert {k: getattr(model.config, k) for k in LEGACY} == LEGACY
+    assert build_model("gan", old).generator_ema is not None  # a new run takes today's defaults
+    with pytest.raises(ValueError, match="d_norm"):
+        GANConfig(d_norm="layer")
+    with pytest.raises(ValueError, match="ema"):
+        GANConfig(ema=1.0)
+
+
+def test_quality_is_logged_every_epoch_and_the_best_epoch_is_kept(tmp_path, splits, monkeypatch):
+    from core import evaluate
+
+    scores = iter([30.0, 10.0, 20.0])  # epoch 2 is best by the score
+    real_call = evaluate.QualityProbe.__call__
+
+    def scripted(self, model):
+        out = real_call(self, model)
+        return {**out, "score": next(scores)}
+
+    monkeypatch.setattr(evaluate.QualityProbe, "__call__", scripted)
+    from core.runner import train_run
+
+    kept = {}
+    original_fit = fit
+
+    def spy_fit(model, *args, **kwargs):
+        def on_epoch(p):
+            kept[p["epoch"]] = {k: v.clone() for k, v in model.state_dict().items()}
+        kwargs["on_epoch"] = on_epoch
+        return original_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr("core.runner.fit", spy_fit)
+    run = train_run("gan", tmp_path / "gan", TINY["gan"], TrainConfig(epochs=3, batch_size=64, device="cpu",
+                                                                       keep_best=True),
+                    splits=splits, embed_size=64, quality_classifier=CLASSIFIER)
+    epochs = read_history(run)["epochs"]
+    for key in ("frechet_distance", "precision", "recall", "class_kl_to_uniform", "min_class_share"):
+        values = epochs[f"quality/{key}"]
+        assert len(values) == 3 and all(isinstance(v, float) for v in values)
+    assert all(0 <= v <= 1 for v in epochs["quality/precision"] + epochs["quality/recall"])
+    cfg = read_config(run)
+    assert cfg["best_epoch"] == 2 and cfg["quality_check"]["classifier"] == "mnist-classifier"
+    loaded = load_model(run).state_dict()
+    assert all(torch.equal(loaded[k], kept[2][k]) for k in loaded if loaded[k].dtype.is_floating_point)
+    assert json.loads((run / "config.json").read_text())["dataset"]["root"] is None
+
+
+def test_keep_best_without_a_quality_check_is_refused(tmp_path, splits):
+    from core.runner import train_run
+
+    with pytest.raises(ValueError, match="keep_best"):
+        train_run("gan", tmp_path / "gan", TINY["gan"], TrainConfig(epochs=1, keep_best=True), splits=splits)
+    assert not (tmp_path / "gan").exists()
