@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from core import checkpoint, data, embed
 from core.models import build_model
 from core.train import TrainConfig, fit, resolve_device, seed_everything
@@ -73,13 +75,17 @@ def train_run(
         raise ValueError("keep_best needs a quality classifier (the per-epoch score it keeps the best of)")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result = fit(model, train, test, cfg, on_step=on_step, on_epoch=on_epoch, quality=probe)
+    if kind == "gan" and model.config.encoder_epochs:  # E after the GAN, against the kept generator
+        model.configure_optimizers(cfg.lr or model.default_lr, model.default_betas)
+        result["history"]["encoder"] = model.fit_encoder(train[0], cfg.batch_size,
+                                                         torch.Generator().manual_seed(cfg.seed + 2))
 
     if kind == "classifier":
         embeddings, metrics = None, {"test": model.evaluate(*test)}
     else:
         embeddings = embed.compute_embeddings(model, *test, size=embed_size)
-        metrics = {"held_out": {k.removeprefix("test/"): v[-1] for k, v in result["history"]["epochs"].items()
-                                if k.startswith("test/")},
+        # measured on the saved weights (the kept epoch's, with E trained), not read off the last epoch
+        metrics = {"held_out": {k: round(v, 6) for k, v in model.evaluate(*test).items()},
                    "settings": {"split": "test", "images": len(test[0]), "seed": 0,
                                 "binarization": "dynamic, fixed seed" if kind == "vae" else None}}
     config = {

@@ -162,7 +162,8 @@ def test_quality_is_logged_every_epoch_and_the_best_epoch_is_kept(tmp_path, spli
     cfg = read_config(run)
     assert cfg["best_epoch"] == 2 and cfg["quality_check"]["classifier"] == "mnist-classifier"
     loaded = load_model(run).state_dict()
-    assert all(torch.equal(loaded[k], kept[2][k]) for k in loaded if loaded[k].dtype.is_floating_point)
+    gan_keys = [k for k in loaded if loaded[k].dtype.is_floating_point and not k.startswith("encoder.")]
+    assert all(torch.equal(loaded[k], kept[2][k]) for k in gan_keys)  # E is trained after, on the kept G
     assert json.loads((run / "config.json").read_text())["dataset"]["root"] is None
 
 
@@ -172,3 +173,28 @@ def test_keep_best_without_a_quality_check_is_refused(tmp_path, splits):
     with pytest.raises(ValueError, match="keep_best"):
         train_run("gan", tmp_path / "gan", TINY["gan"], TrainConfig(epochs=1, keep_best=True), splits=splits)
     assert not (tmp_path / "gan").exists()
+
+
+def test_encoder_after_the_gan_inverts_the_fixed_generator(tmp_path, splits):
+    run = make_tiny_run("gan", tmp_path / "after", splits, epochs=1, encoder_epochs=2)
+    h = read_history(run)
+    assert "e_loss" not in h["steps"]  # the GAN's own steps skip E
+    assert h["encoder"]["epoch"] == [1, 2] and len(h["encoder"]["e_recon"]) == 2
+    assert "e_recon" in json.loads((run / "metrics.json").read_text())["held_out"]
+
+    torch.manual_seed(0)
+    model = build_model("gan", {**TINY["gan"], "encoder_epochs": 1})
+    model.configure_optimizers(1e-3, (0.5, 0.999))
+    g_before = {k: v.clone() for k, v in model.generator_ema.state_dict().items()}
+    e_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    assert "e_recon" not in model.evaluate(splits[1][0])  # an untrained E reports nothing
+    model.fit_encoder(splits[0][0], 64, torch.Generator().manual_seed(0))
+    assert all(torch.equal(v, model.generator_ema.state_dict()[k]) for k, v in g_before.items())
+    assert any(not torch.equal(v, model.encoder.state_dict()[k]) for k, v in e_before.items())
+    assert "e_recon" in model.evaluate(splits[1][0])
+
+
+def test_encoder_alongside_steps_with_g():
+    model = build_model("gan", {**TINY["gan"], "encoder_epochs": 0})
+    model.configure_optimizers(1e-3, (0.5, 0.999))
+    assert {"e_loss", "e_latent", "e_recon"} <= set(model.step(torch.rand(4, 1, 28, 28)))

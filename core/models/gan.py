@@ -18,10 +18,13 @@ Options measured in the README's ablation (each recorded in config.json):
 - `mbstd`: a minibatch standard-deviation feature map appended before D's last layer (Karras et al.
   2018), so D can see a batch that lacks variety.
 
-A GAN has no encoder. To embed and reconstruct real digits like the VAE does, E is trained alongside G,
-one E step after each G step (it never changes G or D): a latent regression ||E(G(z)) - z||^2 on that
-batch's fakes, plus a pixel reconstruction ||G(E(x)) - x||^2 on that batch's real images so E also
-sees real data. G here is the generator that samples (G_ema when `ema` > 0).
+A GAN has no encoder. To embed and reconstruct real digits like the VAE does, an encoder E is trained to
+invert the generator that samples (G_ema when `ema` > 0); it never changes G or D. Its loss is a latent
+regression ||E(G(z)) - z||^2 on fakes plus a pixel reconstruction ||G(E(x)) - x||^2 on real images, so E
+also sees real data. With `encoder_epochs` = 0, E is trained alongside G: one E step after each G step, on
+that batch's fakes and real images. With `encoder_epochs` = N > 0 (the default), E is trained after the
+GAN, for N epochs against the final, fixed G: it then inverts exactly the generator that is saved, and
+the GAN's own steps cost about 40 % less.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ PRESETS = ("conv", "seed")
 LOSSES = ("non-saturating", "minimax", "hinge")
 D_NORMS = ("batch", "spectral", "none")
 # What a config.json written before an option existed meant: loading it rebuilds that network.
-LEGACY = {"d_norm": "batch", "ema": 0.0, "d_lr_ratio": 1.0, "mbstd": False}
+LEGACY = {"d_norm": "batch", "ema": 0.0, "d_lr_ratio": 1.0, "mbstd": False, "encoder_epochs": 0}
 
 
 @dataclass
@@ -54,6 +57,7 @@ class GANConfig:
     d_lr_ratio: float = 1.0  # D's learning rate / G's (two time-scale update rule, Heusel 2017)
     mbstd: bool = False  # minibatch standard-deviation feature in D (Karras 2018); conv preset only
     encoder_recon_weight: float = 1.0  # weight of ||G(E(x)) - x||^2 against the latent regression
+    encoder_epochs: int = 2  # 0: train E alongside G, step by step; N: train E for N epochs after the GAN
 
     def __post_init__(self):
         check_choice("preset", self.preset, PRESETS)
@@ -65,6 +69,9 @@ class GANConfig:
         check_range("ema", self.ema, 0.0, 0.99999)
         check_range("d_lr_ratio", self.d_lr_ratio, 0.01, 100.0)
         check_range("encoder_recon_weight", self.encoder_recon_weight, 0.0, 100.0)
+        if not isinstance(self.encoder_epochs, int) or isinstance(self.encoder_epochs, bool):
+            raise ValueError(f"encoder_epochs must be a whole number, got {self.encoder_epochs!r}")
+        check_range("encoder_epochs", self.encoder_epochs, 0, 100)
 
     @classmethod
     def from_saved(cls, saved: dict) -> GANConfig:
@@ -125,6 +132,7 @@ class GAN(nn.Module):
         # G_ema: never trained by gradients, always in eval mode (its batch norm uses averaged statistics)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if c.ema > 0 else None
         self.ema_updates = 0
+        self.encoder_trained = c.encoder_epochs == 0  # trained alongside G, or not yet
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     def train(self, mode: bool = True) -> GAN:
@@ -195,23 +203,52 @@ class GAN(nn.Module):
         g_loss.backward()
         opt["g"].step()
         self.update_ema()
-
-        target_fake = fake.detach() if self.generator_ema is None else self.generator_ema(z)
-        e_latent, e_recon = self.encoder_losses(x, z, target_fake)
-        e_loss = e_latent + self.config.encoder_recon_weight * e_recon
-        opt["e"].zero_grad(set_to_none=True)
-        e_loss.backward()
-        opt["e"].step()
-        return {
+        out = {
             "d_loss": d_loss.item(),
             "g_loss": g_loss.item(),
             # sigmoid of D's output: D's probability for the BCE losses; for hinge only a squashed score
             "d_real": torch.sigmoid(real_logits).mean().item(),  # mean D(x)
             "d_fake": torch.sigmoid(fake_logits).mean().item(),  # mean D(G(z)), before this step's update
-            "e_loss": e_loss.item(),
-            "e_latent": e_latent.item(),
-            "e_recon": e_recon.item(),
         }
+        if self.config.encoder_epochs == 0:
+            target_fake = fake.detach() if self.generator_ema is None else self.generator_ema(z)
+            out.update(self.encoder_step(x, z, target_fake))
+        return out
+
+    def encoder_step(self, x: torch.Tensor, z: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+        e_latent, e_recon = self.encoder_losses(x, z, fake)
+        e_loss = e_latent + self.config.encoder_recon_weight * e_recon
+        self.optimizers["e"].zero_grad(set_to_none=True)
+        e_loss.backward()
+        self.optimizers["e"].step()
+        return {"e_loss": e_loss.item(), "e_latent": e_latent.item(), "e_recon": e_recon.item()}
+
+    def fit_encoder(self, images: torch.Tensor, batch_size: int, generator: torch.Generator,
+                    on_epoch=None) -> dict[str, list[float]]:
+        """Train E for `encoder_epochs` epochs against the fixed sampling generator, on uint8 `images`;
+        returns the per-epoch mean losses {"epoch", "e_loss", "e_latent", "e_recon"}."""
+        from core.data import batches
+
+        history: dict[str, list] = {"epoch": []}
+        g = self.sampler
+        for epoch in range(1, self.config.encoder_epochs + 1):
+            self.encoder.train()
+            sums, seen = {}, 0
+            for x, _ in batches(images, images.new_zeros(len(images)), batch_size, shuffle=True, generator=generator):
+                z = torch.randn(x.shape[0], self.config.latent_dim, device=x.device)
+                with torch.no_grad(), evaluating(g):
+                    fake = g(z)
+                for k, v in self.encoder_step(x, z, fake).items():
+                    sums[k] = sums.get(k, 0.0) + v * x.shape[0]
+                seen += x.shape[0]
+            history["epoch"].append(epoch)
+            for k, v in sums.items():
+                history.setdefault(k, []).append(round(v / seen, 6))
+            if on_epoch:
+                on_epoch(epoch)
+        self.encoder_trained = True
+        self.eval()
+        return history
 
     def encoder_losses(self, x: torch.Tensor, z: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(||E(G(z)) - z||^2 per latent dim, ||G(E(x)) - x||^2 per pixel); gradients reach E only.
@@ -232,18 +269,21 @@ class GAN(nn.Module):
     @torch.no_grad()
     def evaluate(self, images: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 1000,
                  seed: int = 0) -> dict[str, float]:
-        """On held-out uint8 images: mean D(x), mean D(G(z)) for fixed z, and E's reconstruction error."""
+        """On held-out uint8 images: mean D(x), mean D(G(z)) for fixed z, and E's reconstruction error
+        (once E is trained)."""
         from core.data import to_float
 
         with evaluating(self):
             g = torch.Generator(device=images.device).manual_seed(seed)
-            sums = {"d_real": 0.0, "d_fake": 0.0, "e_recon": 0.0}
+            sums = {"d_real": 0.0, "d_fake": 0.0, **({"e_recon": 0.0} if self.encoder_trained else {})}
             for start in range(0, images.shape[0], batch_size):
                 x = to_float(images[start:start + batch_size])
                 z = torch.randn(x.shape[0], self.config.latent_dim, generator=g, device=x.device)
                 sums["d_real"] += torch.sigmoid(self.discriminator(x)).sum().item()
                 sums["d_fake"] += torch.sigmoid(self.discriminator(self.sample(z))).sum().item()
-                sums["e_recon"] += F.mse_loss(self.reconstruct(x), x, reduction="none").flatten(1).mean(1).sum().item()
+                if self.encoder_trained:
+                    err = F.mse_loss(self.reconstruct(x), x, reduction="none")
+                    sums["e_recon"] += err.flatten(1).mean(1).sum().item()
         return {k: v / images.shape[0] for k, v in sums.items()}
 
     # --- using it ------------------------------------------------------------------------------
