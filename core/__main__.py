@@ -177,7 +177,7 @@ def cmd_evaluate(args) -> None:
         bar.set_description(stage)
 
     ev = evaluate.evaluate_run(run, clf, args.data_dir, samples=args.samples, seeds=tuple(args.seeds),
-                               iwae_k=args.iwae_k or None, progress=progress)
+                               iwae_k=args.iwae_k or None, iwae_images=args.iwae_images, progress=progress)
     bar.update(bar.total - bar.n)
     bar.close()
     print(evaluate.format_table(run.name, ev))
@@ -270,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--samples", type=int, default=10000, help="generated images per seed")
     v.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="generator seeds")
     v.add_argument("--iwae-k", type=int, default=100, help="importance samples for the VAE's IWAE bound, 0 skips it")
+    v.add_argument("--iwae-images", type=int, default=500,
+                   help="test digits per seed for the IWAE bound and -ELBO (10000 = the whole test set each seed)")
     v.set_defaults(func=cmd_evaluate)
 
     # tokens: HF_TOKEN or `hf auth login`, never a flag

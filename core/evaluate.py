@@ -231,7 +231,8 @@ def evaluate_run(
             "samples": samples, "seeds": list(seeds), "classifier": Path(classifier_path).resolve().name,
             "classifier_test_accuracy": clf_accuracy, "test_images": n_test,
             "train_images": min(samples, len(train_images)), "iwae_k": iwae_k if n_iwae else None,
-            "iwae_images": n_iwae, "iwae_test_images": "a different slice of the test set per seed" if n_iwae else None,
+            "iwae_images": n_iwae, "iwae_test_images": (None if not n_iwae else "the whole test set, every seed"
+                                  if n_iwae >= len(test_images) else "a different slice of the test set per seed"),
             "binarization": "dynamic, seeded per seed" if n_iwae else None,
             "knn_k": knn_k, "kid_subsets": kid_subsets, "kid_subset_size": min(kid_subset_size, samples, n_test),
             "nn_train_images": len(nn_train), "nn_queries": min(nn_queries, samples),
