@@ -292,7 +292,11 @@ def check_history(h, rel: str = HISTORY) -> dict:
     """{"steps": {column: [numbers]}, "epochs": {column: [numbers or null]}}, columns of a part equally long."""
     if not isinstance(h, dict) or not isinstance(h.get("steps"), dict) or not isinstance(h.get("epochs"), dict):
         raise CheckpointError(f"{rel}: expected {{'steps': {{...}}, 'epochs': {{...}}}}")
-    for part, index in (("steps", "step"), ("epochs", "epoch")):
+    if "encoder" in h and not isinstance(h["encoder"], dict):  # a GAN's encoder trained after the GAN
+        raise CheckpointError(f"{rel}: 'encoder' must be an object of columns")
+    for part, index in (("steps", "step"), ("epochs", "epoch"), ("encoder", "epoch")):
+        if part not in h:
+            continue
         cols = h[part]
         if len(cols) > MAX_HISTORY_COLUMNS:
             raise CheckpointError(f"{rel}: '{part}' has {len(cols)} columns, over the limit of {MAX_HISTORY_COLUMNS}")

@@ -122,6 +122,7 @@ def test_config_without_the_new_options_loads_as_it_was_trained():
     assert model.generator_ema is None and model.config.d_norm == "batch" and not model.config.mbstd
     assert {k: getattr(model.config, k) for k in LEGACY} == LEGACY
     assert build_model("gan", old).generator_ema is not None  # a new run takes today's defaults
+    assert GANConfig().mbstd is True and GANConfig(preset="seed").mbstd is False  # the measured default, conv only
     with pytest.raises(ValueError, match="d_norm"):
         GANConfig(d_norm="layer")
     with pytest.raises(ValueError, match="ema"):

@@ -55,7 +55,7 @@ class GANConfig:
     d_norm: str = "spectral"  # D's normalisation: "spectral" (Miyato 2018), "batch" (DCGAN) or "none"
     ema: float = 0.999  # decay of G's weight average used for sampling (Yazici 2019); 0 = no average
     d_lr_ratio: float = 1.0  # D's learning rate / G's (two time-scale update rule, Heusel 2017)
-    mbstd: bool = False  # minibatch standard-deviation feature in D (Karras 2018); conv preset only
+    mbstd: bool | None = None  # minibatch standard-deviation feature in D (Karras 2018); None = on for conv only
     encoder_recon_weight: float = 1.0  # weight of ||G(E(x)) - x||^2 against the latent regression
     encoder_epochs: int = 2  # 0: train E alongside G, step by step; N: train E for N epochs after the GAN
 
@@ -63,6 +63,8 @@ class GANConfig:
         check_choice("preset", self.preset, PRESETS)
         check_choice("loss", self.loss, LOSSES)
         check_choice("d_norm", self.d_norm, D_NORMS)
+        if self.mbstd is None:
+            self.mbstd = self.preset == "conv"
         check_choice("mbstd", self.mbstd, (True, False))
         check_range("latent_dim", self.latent_dim, 2, 512)
         check_range("width", self.width, 4, 256)
