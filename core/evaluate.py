@@ -136,7 +136,7 @@ def evaluate_run(
         raise ValueError(f"need samples > knn_k ({knn_k}) and at least one seed, got {samples} and {list(seeds)}")
     if iwae_k is not None and iwae_k < 1:
         raise ValueError(f"iwae_k must be >= 1 or None, got {iwae_k}")
-    cfg = checkpoint.read_config(run_path)
+    cfg = checkpoint.check_run(run_path).config  # the whole folder, as show and the dashboard check it
     if cfg["model"] not in ("vae", "gan"):
         raise ValueError(f"{run_path}: evaluate needs a vae or gan run, this is a {cfg['model']} run")
     model = checkpoint.load_model(run_path).to(memory_format=torch.channels_last)  # see load_classifier

@@ -2,9 +2,10 @@
 
 A run goes up as its data files only (*.safetensors, *.json, *.png, *.npz: tensors, JSON and images, never
 pickles or code, nothing hidden) plus a generated model card. It comes down into a hidden staging folder
-beside its destination that must pass core.checkpoint.load_run before it is renamed into place, so a bad
-or half-downloaded run is never visible. Tokens come from the argument, HF_TOKEN or the cached login
-(`hf auth login`) and are never printed: every hub error is re-raised as HubError with tokens masked.
+beside its destination that must pass core.checkpoint.load_run (core.validate's checks, then strict
+loading) before it is renamed into place, so a bad, oversized or half-downloaded run is never visible.
+Tokens come from the argument, HF_TOKEN or the cached login (`hf auth login`) and are never printed:
+every hub error is re-raised as HubError with tokens masked.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from core import validate
 from core.checkpoint import CheckpointError, Run, list_runs, load_run, move_into_place, run_path
 
 ALLOWED = ("*.safetensors", "*.json", "*.png", "*.npz")  # the hub's allow_patterns ('*' spans folders)
@@ -185,8 +187,9 @@ def pull_run(repo_id: str, runs_root: str | os.PathLike, name: str | None = None
         dest = run_path(runs_root, name)
     except CheckpointError as err:
         raise HubError(f"could not pull {repo_id}: {err} (choose another name)") from None
+    shown = f"{dest.parent.name}/{dest.name}"  # messages name the run by its folder, never by a machine path
     if dest.exists() and not overwrite:
-        raise HubError(f"could not pull {repo_id}: {dest} exists (pass --overwrite to replace it)")
+        raise HubError(f"could not pull {repo_id}: {shown} exists (pass --overwrite to replace it)")
     offline = is_offline()
     try:
         snapshot = Path(hf.snapshot_download(repo_id, revision=revision, allow_patterns=list(ALLOWED),
@@ -201,6 +204,10 @@ def pull_run(repo_id: str, runs_root: str | os.PathLike, name: str | None = None
     files = shareable_files(snapshot, follow_links=True)
     if not files:
         raise HubError(f"could not pull {repo_id}: it holds no run files ({', '.join(ALLOWED)})")
+    for rel in files:  # sizes before copying: the checks of core.validate would refuse these anyway
+        size, limit = (snapshot / rel).stat().st_size, validate.limit_for(rel.name)
+        if size > limit:
+            raise HubError(f"refusing {repo_id}: {rel.as_posix()} is {size:,} bytes, over the limit of {limit:,}")
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=dest.parent))  # same disk: rename is atomic
@@ -208,10 +215,9 @@ def pull_run(repo_id: str, runs_root: str | os.PathLike, name: str | None = None
     try:
         _copy(snapshot, tmp, files)
         try:
-            load_run(tmp)
+            load_run(tmp, label=repo_id)  # core.validate.check_run, then strict loading
         except CheckpointError as err:
-            msg = str(err).replace(str(tmp), repo_id)
-            raise HubError(f"refusing {repo_id}: the pulled run fails strict loading: {msg}") from None
+            raise HubError(f"refusing {repo_id}: the pulled run fails strict loading: {err}") from None
         move_into_place(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -235,7 +241,8 @@ def pull_missing(repos: str | Iterable[str] | None, runs_root: str | os.PathLike
         if not repo_id or repo_id.rstrip("/").split("/")[-1] in have:
             continue
         try:
-            messages.append(f"pulled {repo_id} into {pull_run(repo_id, runs_root)}")
+            path = pull_run(repo_id, runs_root)
+            messages.append(f"pulled {repo_id} into {path.parent.name}/{path.name}")
         except Exception as err:  # the dashboard must start whatever the Hub says
             messages.append(redact(str(err)) if isinstance(err, HubError) else
                             redact(f"could not pull {repo_id}: {type(err).__name__}: {err}"))

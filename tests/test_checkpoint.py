@@ -73,7 +73,7 @@ def test_corrupt_config(run, text, msg):
 
 
 def test_corrupt_history_and_embeddings(run):
-    (run / "history.json").write_text('{"steps": {"a": [1, 2]}, "epochs": {"b": [1], "c": [1, 2]}}')
+    (run / "history.json").write_text('{"steps": {"step": [1, 2]}, "epochs": {"epoch": [1], "c": [1, 2]}}')
     with pytest.raises(CheckpointError, match=r"history\.json: columns"):
         load_run(run)
     f = run / "embeddings.npz"
@@ -88,7 +88,7 @@ def test_corrupt_history_and_embeddings(run):
 def test_pickled_embeddings_are_refused(run):
     np.savez(run / "embeddings.npz", indices=np.array([{"a": 1}], dtype=object), labels=np.arange(1),
              codes=np.zeros((1, 2)), tsne=np.zeros((1, 2)))
-    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+    with pytest.raises(CheckpointError, match=r"embeddings\.npz: indices has dtype \|O: .*no pickled objects"):
         checkpoint.read_embeddings(run)
 
 

@@ -310,3 +310,35 @@ def test_redact():
     assert hub.redact("Authorization: Bearer abc.def") == "Authorization: Bearer ***"
     assert hub.redact("x hf_abcdefghijklmnop y") == "x hf_*** y"
     assert hub.redact("my-explicit-token!", token="my-explicit-token!") == "***"
+
+
+@pytest.mark.parametrize("case", ["config-dataset-string", "config-unknown-dataset", "npz-bomb", "weights-many-tensors",
+                                  "history-string-value", "png-huge-dimensions"])
+def test_pull_and_hub_runs_refuse_hostile_runs(tmp_path, fake_hub, case):
+    """The one validation (core.validate.check_run) guards pull and HUB_RUNS: the run is refused with the
+    repo and the file named, nothing is left behind, and no machine path is in the message."""
+    from .test_hostile import make_case
+
+    built = make_case(case, tmp_path / "built", tmp_path / "outside")
+    shutil.copytree(built, fake_hub.remote / "mallory" / case)
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    with pytest.raises(HubError, match=rf"refusing mallory/{case}: .*: mallory/{case}/") as err:
+        pull_run(f"mallory/{case}", root)
+    assert str(tmp_path) not in str(err.value)
+    assert list(root.iterdir()) == []
+    messages = pull_missing(f"mallory/{case}", root)
+    assert len(messages) == 1 and messages[0].startswith(f"refusing mallory/{case}")
+    assert str(tmp_path) not in messages[0]
+    assert list(root.iterdir()) == []
+
+
+def test_pull_checks_sizes_before_copying(tmp_path, tiny_runs, fake_hub, monkeypatch):
+    shutil.copytree(tiny_runs / "mnist-vae", fake_hub.remote / "alice" / "big")
+    os.truncate(fake_hub.remote / "alice" / "big" / "history.json", 64 << 20)  # sparse: no disk used
+    copied = []
+    monkeypatch.setattr(hub.shutil, "copyfile", lambda *a: copied.append(a))
+    root = tmp_path / "checkpoints"
+    with pytest.raises(HubError, match=r"refusing alice/big: history\.json is 67,108,864 bytes, over the limit"):
+        pull_run("alice/big", root)
+    assert copied == []
