@@ -18,6 +18,15 @@ RUN pip install --no-cache-dir -r /tmp/requirements.txt \
     && install -d -o 1000 -g 1000 /home/user/app
 USER 1000
 ENV HOME=/home/user
+# MNIST and Fashion-MNIST are downloaded while the image is built (Spaces' builders have internet; a running
+# Space may not), so the Retrain page works after every restart. PERSISTENT_DIR: where a Space's persistent
+# storage is mounted when it has some; retrained runs and the job queue then go to /data/runs
+# (dashboard.data.runs_dir), else to runs/ in the container, which a restart empties.
+ENV DATA_DIR=/home/user/data \
+    PERSISTENT_DIR=/data
+RUN python -c "import torchvision.datasets as d; [c('/home/user/data', train=t, download=True) for c in (d.MNIST, d.FashionMNIST) for t in (True, False)]" \
+    && find /home/user/data -name '*.gz' -delete \
+    && python -c "import sys, pathlib; n = len(list(pathlib.Path('/home/user/data').glob('*/raw/*-ubyte'))); sys.exit(n != 8)"
 WORKDIR /home/user/app
 COPY --chown=1000:1000 . .
 

@@ -33,8 +33,15 @@ def checkpoint_dir() -> Path:
 
 
 def runs_dir() -> Path:
-    """Runs trained from the browser: $RUNS_DIR, default runs/ (git-ignored)."""
-    return Path(os.environ.get("RUNS_DIR") or REPO / "runs")
+    """Runs trained from the browser (and their job queue, in .jobs/): $RUNS_DIR; else <$PERSISTENT_DIR>/runs
+    when that folder exists and is writable (the Dockerfile sets PERSISTENT_DIR=/data, where a Space's
+    persistent storage is mounted); else runs/ in the repository (git-ignored; a Space restart empties it)."""
+    if os.environ.get("RUNS_DIR"):
+        return Path(os.environ["RUNS_DIR"])
+    persistent = os.environ.get("PERSISTENT_DIR")
+    if persistent and os.path.isdir(persistent) and os.access(persistent, os.W_OK | os.X_OK):
+        return Path(persistent) / "runs"
+    return REPO / "runs"
 
 
 @st.cache_resource(show_spinner="Pulling runs from the Hugging Face Hub…")
@@ -214,6 +221,52 @@ def embeddings(path: str) -> dict[str, np.ndarray]:
     return _value(_embeddings(path, (_stamp(path, checkpoint.EMBEDDINGS), _stamp(path))))
 
 
+# --- long series: smoothed and downsampled once per (run, series, smoothing), not per render ---------------
+TRACE_POINTS = 2000  # at most this many points per trace go to the browser
+
+
+def ema(values, smoothing: float) -> np.ndarray:
+    """Exponential moving average (TensorBoard-style, bias-corrected), vectorised; smoothing 0 = raw values."""
+    y = np.asarray(values, dtype=np.float64)
+    if smoothing <= 0 or len(y) == 0:
+        return y
+    from scipy.signal import lfilter
+
+    avg = lfilter([1.0 - smoothing], [1.0, -smoothing], y)  # avg_t = s * avg_(t-1) + (1 - s) * y_t, avg_(-1) = 0
+    return avg / (1.0 - smoothing ** np.arange(1, len(y) + 1))
+
+
+def downsample(x, y, points: int = TRACE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most `points` points keeping each bucket's minimum and maximum (so spikes survive), first and last."""
+    x, y = np.asarray(x), np.asarray(y, dtype=np.float64)
+    n = len(y)
+    if n <= points:
+        return x, y
+    buckets = max(1, (points - 2) // 2)
+    k = -(-n // buckets)  # points per bucket
+    padded = np.full(buckets * k, np.nan)
+    padded[:n] = y
+    chunks = padded.reshape(buckets, k)
+    filled = ~np.isnan(chunks).all(axis=1)
+    base = np.arange(buckets)[filled] * k
+    lo = base + np.nanargmin(chunks[filled], axis=1)
+    hi = base + np.nanargmax(chunks[filled], axis=1)
+    keep = np.unique(np.concatenate([[0, n - 1], lo, hi]))
+    return x[keep], y[keep]
+
+
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)  # smoothing is the visitor's slider: bounded
+def _step_series(path: str, stamp: float, key: str, smoothing: float, points: int):
+    h = history(path)
+    x, y = downsample(h["steps"]["step"], ema(h["steps"][key], smoothing), points)
+    return x.tolist(), y.tolist()
+
+
+def step_series(path: str, key: str, smoothing: float, points: int = TRACE_POINTS) -> tuple[list, list]:
+    """(steps, values) of one per-step series, smoothed over the full run, then downsampled for the browser."""
+    return _step_series(path, _stamp(path, checkpoint.HISTORY), key, round(float(smoothing), 3), points)
+
+
 def sample_grid_files(path: str) -> list[str]:
     """Per-epoch fixed-noise sample grids (PNG paths), epoch order."""
     return [str(p) for p in checkpoint.sample_grids(path)]
@@ -314,6 +367,77 @@ def map2d(path: str, method: str = "tsne-precomputed", perplexity: float = 30.0,
         return embeddings(path)["tsne"]
     n = size or len(embeddings(path)["indices"])
     return _map2d(path, _stamp(path, checkpoint.EMBEDDINGS), "pca" if method == "pca" else "tsne", perplexity, n)
+
+
+# --- t-SNE recompute: started by a button, run by `python -m core.embed tsne` outside the server ----------
+TSNE_PENDING_MAX = 4  # recomputes waiting or running at once, all visitors together; more are refused
+TSNE_KEEP = 64  # cached results kept
+
+
+def _tsne_file(path: str, perplexity: float, size: int) -> Path:
+    import hashlib
+
+    key = repr((str(Path(path).resolve()), _stamp(path, checkpoint.EMBEDDINGS), float(perplexity), int(size)))
+    return jobs_dir() / "tsne" / f"{hashlib.sha1(key.encode()).hexdigest()[:24]}.npy"
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def _load_coords(file: str, mtime: float) -> np.ndarray:
+    return np.load(file, allow_pickle=False)
+
+
+def tsne_recomputed(path: str, perplexity: float, size: int) -> np.ndarray | None:
+    """The recomputed map for (run, perplexity, digits) once it exists, else None."""
+    f = _tsne_file(path, perplexity, size)
+    try:
+        return _load_coords(str(f), f.stat().st_mtime)
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_alive(marker: Path) -> bool:
+    try:
+        os.kill(int(marker.read_text()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def tsne_pending(path: str, perplexity: float, size: int) -> bool:
+    f = _tsne_file(path, perplexity, size)
+    return not f.exists() and _pid_alive(f.with_suffix(".pending"))
+
+
+def tsne_recompute(path: str, perplexity: float, size: int) -> str:
+    """Start a recompute unless it is cached or under way: "cached", "pending", "started" or "busy".
+    Raises OSError when the jobs folder cannot be written."""
+    import subprocess
+    import threading
+
+    f = _tsne_file(path, perplexity, size)
+    if f.exists():
+        return "cached"
+    marker = f.with_suffix(".pending")
+    if _pid_alive(marker):
+        return "pending"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    markers = list(f.parent.glob("*.pending"))
+    for m in markers:
+        if m.with_suffix(".npy").exists() or not _pid_alive(m):
+            m.unlink(missing_ok=True)
+    if sum(m.exists() for m in markers) >= TSNE_PENDING_MAX:
+        return "busy"
+    for old in sorted(f.parent.glob("*.npy"), key=lambda p: p.stat().st_mtime)[:-TSNE_KEEP]:
+        old.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen([sys.executable, "-m", "core.embed", "tsne", str(path), str(f),
+                             f"--perplexity={float(perplexity)}", f"--digits={int(size)}"], cwd=REPO, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    marker.write_text(str(proc.pid))
+    threading.Thread(target=proc.wait, daemon=True).start()  # reap it
+    return "started"
 
 
 # --- selection shared by every page -------------------------------------------------------------------

@@ -44,8 +44,8 @@ for kind in data.KINDS:
             for j, (key, suffix) in enumerate(keys):
                 color = ui.CLASS_COLORS[(i * len(keys) + j) % 10]
                 if view == "per step" and key in h["steps"]:
-                    series.append({"x": h["steps"]["step"], "y": ui.ema(h["steps"][key], smoothing),
-                                   "name": name + suffix, "color": color})
+                    x, y = data.step_series(path, key, smoothing)  # smoothed + downsampled, cached per run
+                    series.append({"x": x, "y": y, "name": name + suffix, "color": color})
                 elif view == "per epoch":
                     for part, dash in (("train", "solid"), ("test", "dot")):
                         if f"{part}/{key}" in h["epochs"]:

@@ -17,6 +17,20 @@ perplexity = c2.slider("Perplexity", 5, 100, 30, disabled=method != "t-SNE (reco
 size = c3.select_slider("Digits", [250, 500, 1000, 2000], 2000, disabled=method != "t-SNE (recompute)",
                         key="map_size")
 key = {"t-SNE (precomputed)": "tsne-precomputed", "t-SNE (recompute)": "tsne", "PCA": "pca"}[method]
+if key == "tsne":  # moving the sliders computes nothing: the button starts t-SNE outside the server, cached
+    st.caption("t-SNE runs in a separate process, a few seconds per thousand digits; results are kept for "
+               "every visitor. Meanwhile the precomputed map is shown.")
+    if st.button("Compute t-SNE", icon=":material/play_arrow:", key="map_go"):
+        st.session_state["map_request"] = (float(perplexity), int(size))
+        for info in filter(None, map(data.selected, data.KINDS)):
+            if data.check_run(info) is None:
+                try:
+                    if data.tsne_recompute(info.path, perplexity, size) == "busy":
+                        st.warning("Other visitors' t-SNE maps are being computed; try again in a minute.")
+                except OSError:
+                    st.error("t-SNE cannot be recomputed on this server now (its cache folder is not writable).")
+request = st.session_state.get("map_request") if key == "tsne" else None
+pending = []
 
 cols = st.columns(2)
 for col, kind in zip(cols, data.KINDS):
@@ -27,12 +41,17 @@ for col, kind in zip(cols, data.KINDS):
             ui.error_card(f"{data.LABELS[kind]} run {info.name if info else ''}", error)
             continue
         emb = data.embeddings(info.path)
-        n = size if key == "tsne" else len(emb["indices"])
-        if key == "tsne":
-            with st.spinner(f"t-SNE of {n} codes, perplexity {perplexity}…"):
-                coords = data.map2d(info.path, key, perplexity, n)
-        else:
-            coords = data.map2d(info.path, key)
+        n = len(emb["indices"])
+        coords = data.tsne_recomputed(info.path, *request) if key == "tsne" and request else None
+        if coords is not None:
+            n = len(coords)
+            st.caption(f"t-SNE of {n} digits, perplexity {request[0]:g}")
+        elif key == "tsne" and request and data.tsne_pending(info.path, *request):
+            pending.append(kind)
+            st.info(f"Computing t-SNE of {request[1]} digits (perplexity {request[0]:g})…",
+                    icon=":material/hourglass_top:")
+        coords = coords if coords is not None else data.map2d(info.path, "pca" if key == "pca" else
+                                                              "tsne-precomputed")
         fig = ui.latent_scatter(coords, emb["labels"][:n], emb["indices"][:n], data.classes(info.path),
                                 f"{data.LABELS[kind]} · {info.name}")
         event = st.plotly_chart(fig, on_select="rerun", key=f"map_{kind}", selection_mode=("points", "box", "lasso"))
@@ -41,3 +60,11 @@ for col, kind in zip(cols, data.KINDS):
             shown = np.array(chosen[:48])
             ui.image_grid(data.grid(emb["images"][shown], ncol=12),
                           caption=f"{len(chosen)} selected" + (" (first 48 shown)" if len(chosen) > 48 else ""))
+
+if pending:  # poll (every 2 s, this visitor only) until the maps exist, then redraw the page
+    @st.fragment(run_every=2.0)
+    def _wait_for_maps():
+        if not any(data.tsne_pending(data.selected(k).path, *st.session_state["map_request"]) for k in pending):
+            st.rerun(scope="app")
+
+    _wait_for_maps()

@@ -1,0 +1,97 @@
+"""Bounded work per page view: smoothing and downsampling once per run, bounded caches, t-SNE only on a button."""
+
+import inspect
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.runtime.caching.cache_utils import CachedFunc
+from streamlit.testing.v1 import AppTest
+
+from dashboard import components as ui
+from dashboard import data
+
+from .test_jobs import wait_for
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.3, 0.9, 0.99])
+def test_vectorised_smoothing_matches_the_loop(smoothing):
+    y = np.random.default_rng(0).standard_normal(5000).cumsum()
+    np.testing.assert_allclose(data.ema(y, smoothing), ui.ema(list(y), smoothing), rtol=1e-9, atol=1e-9)
+
+
+def test_downsampling_keeps_extremes_ends_and_order():
+    rng = np.random.default_rng(1)
+    y = rng.standard_normal(23_000)
+    y[12_345], y[777] = 50.0, -50.0  # one-step spikes must survive
+    x = np.arange(1, len(y) + 1)
+    dx, dy = data.downsample(x, y, 2000)
+    assert len(dx) <= 2000 and dx[0] == 1 and dx[-1] == 23_000 and np.all(np.diff(dx) > 0)
+    assert dy.max() == 50.0 and dy.min() == -50.0 and np.array_equal(dy, y[dx - 1])
+    sx, sy = data.downsample(x[:500], y[:500], 2000)
+    assert np.array_equal(sx, x[:500])  # short series go out untouched
+
+
+def test_every_visitor_keyed_cache_is_bounded():
+    cached = {name: f for name, f in vars(data).items() if isinstance(f, CachedFunc)}
+    assert {"_step_series", "_load_coords", "_map2d"} <= set(cached)
+    unbounded = [name for name, f in cached.items() if f._info.max_entries is None and f._info.ttl is None
+                 and inspect.signature(f._info.func).parameters]  # a cache without arguments holds one entry
+    assert unbounded == []
+
+
+def test_step_series_is_smoothed_once_per_run_and_setting(tiny_runs, monkeypatch):
+    st.cache_data.clear()
+    path = str(tiny_runs / "mnist-vae")
+    calls = []
+    real = data.ema
+    monkeypatch.setattr(data, "ema", lambda y, s: calls.append(s) or real(y, s))
+    first = data.step_series(path, "neg_elbo", 0.9)
+    for _ in range(5):
+        assert data.step_series(path, "neg_elbo", 0.9) == first
+    assert calls == [0.9]
+    h = data.history(path)
+    assert first[0] == h["steps"]["step"] and np.allclose(first[1], real(h["steps"]["neg_elbo"], 0.9))
+
+
+@pytest.fixture
+def latent_env(monkeypatch, tmp_path, tiny_runs):
+    monkeypatch.setenv("CHECKPOINT_DIR", str(tiny_runs))
+    monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs"))
+    st.cache_data.clear()
+    return tmp_path / "runs" / ".jobs" / "tsne"
+
+
+def open_latent() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/latent.py")
+    at.run()
+    at.radio(key="map_method").set_value("t-SNE (recompute)").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_tsne_recompute_starts_only_from_the_button_and_runs_outside_the_server(latent_env, monkeypatch):
+    at = open_latent()
+    for p in (10, 20, 40):  # slider moves: nothing is computed, anywhere
+        at.slider(key="map_perp").set_value(p).run()
+    at.select_slider(key="map_size").set_value(250).run()
+    assert not at.exception and not latent_env.exists()
+    in_process = []
+    monkeypatch.setattr("core.embed.tsne", lambda *a, **k: in_process.append(a))
+    at.button(key="map_go").click().run()
+    assert sorted(p.suffix for p in latent_env.iterdir() if p.suffix in (".npy", ".pending"))[-1] == ".pending"
+    wait_for(lambda: len(list(latent_env.glob("*.npy"))) == 2, 120, "both maps")  # the VAE's and the GAN's
+    assert in_process == []  # computed by `python -m core.embed tsne`, not in this (the server's) process
+    at.run()
+    captions = [c.value for c in at.caption]
+    assert sum("t-SNE of 64 digits, perplexity 40" in c for c in captions) == 2, captions  # tiny runs: 64 digits
+    stamp = {p: p.stat().st_mtime for p in latent_env.glob("*.npy")}
+    at.button(key="map_go").click().run()  # the same setting again: served from the cache, not recomputed
+    time.sleep(0.5)
+    assert {p: p.stat().st_mtime for p in latent_env.glob("*.npy")} == stamp
