@@ -9,6 +9,10 @@ import numpy as np
 
 SUBSET_SIZE = 2000
 SUBSET_SEED = 0
+# How the run's 2-D map is made; written to config.json as "latent_map" (embeddings.npz holds numbers only).
+# scikit-learn's Barnes-Hut t-SNE with PCA initialisation: on one core of the 2-core test machine 1,000 digits
+# take about 4 s and 2,000 about 9-10 s (bench/retrain_speed.py --tsne-only), so retrain jobs map 1,000.
+TSNE_METHOD = "t-SNE (scikit-learn, Barnes-Hut, PCA initialisation)"
 
 
 def test_subset(n_test: int, size: int = SUBSET_SIZE, seed: int = SUBSET_SEED) -> np.ndarray:

@@ -103,6 +103,8 @@ def train_run(
         "quality_check": ({"classifier": Path(quality_classifier).name, "samples": probe.samples,
                            "score": "frechet_distance"} if probe else None),
         "best_epoch": result["best_epoch"],
+        "latent_map": ({"method": embed.TSNE_METHOD, "digits": len(embeddings["indices"]), "perplexity": 30.0}
+                       if embeddings is not None else None),
         "epochs_completed": len(result["history"]["epochs"]["epoch"]),
         "stopped_early": result["stopped_early"],
         "versions": checkpoint.versions(),

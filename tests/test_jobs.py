@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from core import embed as jobs_embed
 from core import jobs
 from core.checkpoint import list_runs, load_run
 from core.jobs import (
@@ -147,6 +148,8 @@ def test_job_runs_to_done_and_prunes_old_ui_runs(dirs):
     assert Path(st["grid"]).read_bytes()[:4] == b"\x89PNG"
     run = st["run"]
     assert run.startswith("ui-vae-mnist-") and load_run(runs / run).config["train_config"]["epochs"] == 2
+    assert load_run(runs / run).config["latent_map"] == {"method": jobs_embed.TSNE_METHOD, "digits": 32,
+                                                         "perplexity": 30.0}  # the method, recorded
     # keep_runs=2: the new run and the newest old ui run stay; the non-ui run is never touched
     assert st["pruned"] == old[:2]  # oldest first
     assert list_runs(runs) == sorted([run, old[2], "mnist-vae"])
