@@ -74,6 +74,7 @@ def train_run(
     if cfg.keep_best and probe is None:
         raise ValueError("keep_best needs a quality classifier (the per-epoch score it keeps the best of)")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    commit = checkpoint.git_commit()  # the code that trains, read now: the tree may move on during a long run
     result = fit(model, train, test, cfg, on_step=on_step, on_epoch=on_epoch, quality=probe)
     encoder_time = None
     if kind == "gan" and model.config.encoder_epochs:  # E after the GAN, against the kept generator
@@ -112,7 +113,7 @@ def train_run(
         "epochs_completed": len(result["history"]["epochs"]["epoch"]),
         "stopped_early": result["stopped_early"],
         "versions": checkpoint.versions(),
-        "git_commit": checkpoint.git_commit(),
+        "git_commit": commit,
         "format": checkpoint.FORMAT_VERSION,
     }
     return checkpoint.save_run(out, model, config, result["history"], result["grids"], embeddings, metrics,
