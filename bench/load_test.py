@@ -170,7 +170,7 @@ class ProtocolSession:
         wid = self.widgets.get("Seed")
         if wid is None:
             return None
-        return WidgetState(id=wid, int_value=value)
+        return WidgetState(id=wid, double_value=float(value))  # number_input sends doubles
 
 
 async def protocol_visitor(port: int, rounds: int, index: int, times: list, errors: list, deadline: float):

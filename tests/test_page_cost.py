@@ -67,7 +67,7 @@ def latent_env(monkeypatch, tmp_path, tiny_runs):
 
 
 def open_latent() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=300)  # generous: a loaded 2-core box
     at.run()
     at.switch_page("views/latent.py")
     at.run()

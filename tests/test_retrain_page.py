@@ -38,7 +38,7 @@ def env(monkeypatch, tmp_path, tiny_runs):
 
 
 def open_retrain(token: str = ME) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=300)  # generous: a loaded 2-core box
     at.session_state["_retrain_owner"] = token
     at.run()
     at.switch_page("views/retrain.py")
