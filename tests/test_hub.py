@@ -124,7 +124,11 @@ def test_push_uploads_only_run_files(runs, fake_hub):
     (run / ".cache" / "x.json").write_text("{}")
     outside = runs.parent / "outside.json"
     outside.write_text('{"private": true}')
-    (run / "leak.json").symlink_to(outside)  # a link could point anywhere: never followed on push
+    (run / "leak.json").symlink_to(outside)  # a link could point anywhere: a run holding one is refused
+    with pytest.raises(HubError, match=r"refusing to push .*: mnist-vae/leak\.json: is a symbolic link"):
+        push_run(run, "alice/mnist-vae", private=True)
+    assert fake_hub.calls == []
+    (run / "leak.json").unlink()
 
     url = push_run(run, "alice/mnist-vae", private=True)
 
