@@ -44,11 +44,13 @@ def main() -> None:
         root, outside = Path(tmp) / "runs", Path(tmp) / "outside"
         root.mkdir()
         cases = {name: th.make_case(name, root, outside) for name in th.ALL}
-        if not args.no_full:
-            bomb = th.make_case("npz-bomb", root, outside).rename(root / "full-npz-bomb-2GiB")
+        if not args.no_full:  # built beside the others (make_case names a folder after its case)
+            full = Path(tmp) / "full"
+            full.mkdir()
+            bomb = th.make_case("npz-bomb", full, outside).rename(root / "full-npz-bomb-2GiB")
             th.write_bomb_npz(bomb / "embeddings.npz", rows=(2 << 30) // 128)  # 2 GiB of float32 codes
             cases["full-npz-bomb-2GiB"] = bomb
-            header = th.make_case("weights-many-tensors", root, outside).rename(root / "full-1.5M-empty-tensors")
+            header = th.make_case("weights-many-tensors", full, outside).rename(root / "full-1.5M-empty-tensors")
             (header / "model.safetensors").write_bytes(th.many_tensors(1_500_000))
             cases["full-1.5M-empty-tensors"] = header
         print(f"load average {os.getloadavg()[0]:.2f}; {sys.executable} -m core show RUN, one process per case")
