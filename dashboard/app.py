@@ -10,6 +10,7 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # make `dashboard` and `core` importable
 
+from dashboard import components as ui  # noqa: E402
 from dashboard import data  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -72,7 +73,7 @@ pages = {
 
 with guarded("in the sidebar"):
     for message in data.hub_messages():
-        st.sidebar.caption(message)
+        st.sidebar.caption(ui.short_paths(message))  # "pulled USER/run into checkpoints/run": no machine paths
     broken_runs_card()
 
     if not data.datasets():  # no loadable VAE or GAN run

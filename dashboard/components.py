@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -17,10 +19,28 @@ def image_grid(img: np.ndarray, caption: str | None = None) -> None:
     st.image(img, caption=caption, clamp=True, width="content")
 
 
+_ABS_PATH = re.compile(r"(?:[A-Za-z]:)?[/\\](?:[^\s/\\:'\"`]+[/\\])*([^\s/\\:'\"`]+[/\\][^\s/\\:'\"`]+)")
+
+
+def short_paths(message: str) -> str:
+    """Absolute paths cut to their last two parts ("mnist-gan/model.safetensors"): no machine paths on screen."""
+    return _ABS_PATH.sub(r"\1", message)
+
+
 def error_card(title: str, message: str) -> None:
-    st.error(f"**{title}** could not be loaded.\n\n`{message}`\n\n"
+    st.error(f"**{title}** could not be loaded.\n\n`{short_paths(message)}`\n\n"
              "The other model and the other pages keep working. Retrain it with `python -m core train ...` "
              "or pick another run in the sidebar.", icon=":material/error:")
+
+
+def encoder_schedule(model_config: dict) -> str:
+    """How a GAN run's encoder E was trained, from its model config (configs without the option: alongside G)."""
+    n = model_config.get("encoder_epochs", 0)
+    if n:
+        return (f"trained after the GAN, for {n} epoch{'s' if n > 1 else ''} against the final, fixed generator "
+                "(never changing G or D)")
+    return ("trained alongside G: one E step after each G step, on that batch's fakes and real digits "
+            "(never changing G or D)")
 
 
 def ema(values: list[float], smoothing: float) -> np.ndarray:
@@ -36,16 +56,24 @@ def line_chart(series: list[dict], title: str, x_title: str, y_title: str, heigh
     """series: [{"x": [...], "y": [...], "name": str, "color": str, "dash": "solid"|"dot"}]."""
     fig = go.Figure()
     for s in series:
-        fig.add_trace(go.Scatter(x=s["x"], y=s["y"], name=s["name"], mode="lines",
-                                 line={"color": s.get("color"), "dash": s.get("dash", "solid"), "width": 1.8}))
-    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      xaxis_title=x_title, yaxis_title=y_title, legend={"orientation": "h", "y": -0.25})
+        few = len(s["x"]) <= MARKER_POINTS  # per-epoch series: one or two epochs must still show
+        fig.add_trace(go.Scatter(x=s["x"], y=s["y"], name=s["name"], mode="lines+markers" if few else "lines",
+                                 marker={"size": 6}, line={"color": s.get("color"), "dash": s.get("dash", "solid"),
+                                                           "width": 1.8}))
+    fig.update_layout(title=title, height=height, xaxis_title=x_title, yaxis_title=y_title, **LEGEND_BELOW)
     tails = [np.asarray(s["y"], dtype=float)[len(s["y"]) // 50:] for s in series if len(s["y"]) > 50]
     if tails:  # frame the y axis on what follows the first 2% of steps: the opening drop would flatten the rest
         lo, hi = min(t.min() for t in tails), max(t.max() for t in tails)
         pad = 0.05 * (hi - lo or abs(hi) or 1.0)
         fig.update_yaxes(range=[lo - pad, hi + pad])
     return fig
+
+
+MARKER_POINTS = 60  # series this short are drawn with markers
+# the legend goes under the plot, anchored below the x-axis title (container coordinates, so the plot
+# shrinks to make room instead of the legend sliding over the axis title)
+LEGEND_BELOW = {"legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0},
+                "margin": {"l": 10, "r": 10, "t": 40, "b": 10, "autoexpand": True}}
 
 
 def latent_scatter(coords: np.ndarray, labels: np.ndarray, indices: np.ndarray, class_names: list[str],
@@ -57,8 +85,8 @@ def latent_scatter(coords: np.ndarray, labels: np.ndarray, indices: np.ndarray, 
         fig.add_trace(go.Scatter(
             x=coords[m, 0], y=coords[m, 1], mode="markers", name=name,
             marker={"size": 5, "color": CLASS_COLORS[k % 10], "opacity": 0.8},
-            customdata=np.stack([indices[m], np.nonzero(m)[0]], axis=1),
-            hovertemplate=f"<b>{name}</b><br>test #%{{customdata[0]}}<extra></extra>",
+            customdata=indices[m].tolist(),  # plain ints: hover only; selections map back by point index
+            hovertemplate=f"<b>{name}</b><br>test #%{{customdata}}<extra></extra>",
         ))
     fig.update_layout(title=title, height=460, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       xaxis={"showticklabels": False}, yaxis={"showticklabels": False},
@@ -66,18 +94,45 @@ def latent_scatter(coords: np.ndarray, labels: np.ndarray, indices: np.ndarray, 
     return fig
 
 
-def bar_chart(x: list, series: list[dict], title: str, y_title: str, reference: float | None = None) -> go.Figure:
-    fig = go.Figure([go.Bar(x=x, y=s["y"], name=s["name"], marker_color=s.get("color")) for s in series])
+def selected_rows(points: list[dict], labels: np.ndarray) -> list[int]:
+    """Rows of the map's arrays picked by a box/lasso selection on `latent_scatter` (one trace per class).
+
+    Uses each point's trace number and index within the trace, never `customdata`, whose shape in the
+    selection event depends on how Plotly serialised it (plotly 7 sends 2-D numpy arrays back as dicts).
+    """
+    members = {}
+    rows = set()
+    for p in points:
+        k, i = p.get("curve_number"), p.get("point_index", p.get("point_number"))
+        if k is None or i is None:
+            continue
+        if k not in members:
+            members[k] = np.flatnonzero(labels == k)
+        if 0 <= i < len(members[k]):
+            rows.add(int(members[k][i]))
+    return sorted(rows)
+
+
+def bar_chart(x: list, series: list[dict], title: str, y_title: str, reference: float | None = None,
+              percent: bool = False) -> go.Figure:
+    """Grouped bars with every category labelled on the x axis (long names are tilted, never skipped)."""
+    fig = go.Figure([go.Bar(x=list(x), y=s["y"], name=s["name"], marker_color=s.get("color")) for s in series])
     if reference is not None:
-        fig.add_hline(y=reference, line_dash="dot", annotation_text="uniform")
-    fig.update_layout(title=title, barmode="group", height=320, yaxis_title=y_title,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        fig.add_hline(y=reference, line_dash="dot", annotation_text=f"uniform ({reference:.0%})" if percent else
+                      "uniform", annotation_position="top left", annotation_bgcolor="rgba(255,255,255,0.85)")
+    long_names = max((len(str(v)) for v in x), default=0) > 3
+    fig.update_xaxes(type="category", tickmode="array", tickvals=list(x), ticktext=list(x),
+                     tickangle=-35 if long_names else 0, automargin=True)
+    if percent:
+        fig.update_yaxes(tickformat=".0%")
+    fig.update_layout(title=title, barmode="group", height=340, yaxis_title=y_title, **LEGEND_BELOW)
     return fig
 
 
-def metric_cards(rows: list[tuple[str, str, str | None]]) -> None:
-    """rows: (label, value, help). Shown as st.metric cards, four per row."""
-    for start in range(0, len(rows), 4):
-        cols = st.columns(4)
-        for col, (label, value, help_text) in zip(cols, rows[start:start + 4]):
+def metric_cards(rows: list[tuple[str, str, str | None]], per_row: int = 2) -> None:
+    """rows: (short label, short value, help with the detail). st.metric cards, two per row by default:
+    four cards in half a page's width truncate labels and values at common screen widths."""
+    for start in range(0, len(rows), per_row):
+        cols = st.columns(per_row)
+        for col, (label, value, help_text) in zip(cols, rows[start:start + per_row]):
             col.metric(label, value, help=help_text, border=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+NO_CHROMIUM = ("no `chromium` on PATH and no $CHROMIUM: install it (Debian/Ubuntu: sudo apt-get install chromium; "
+               "macOS: brew install --cask chromium) or run the other tests with: make test-no-browser")
 PAGES = {  # url path -> title shown on the page
     "": "GAN vs VAE", "samples": "Samples", "latent": "Latent space", "curves": "Training curves",
     "metrics": "Metrics", "retrain": "Retrain", "concepts": "Concepts",
@@ -23,9 +25,16 @@ PAGES = {  # url path -> title shown on the page
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free local port: the first free one in $TEST_PORTS ("8600-8649") when set, else any."""
+    lo, _, hi = os.environ.get("TEST_PORTS", "0").partition("-")
+    for port in range(int(lo), int(hi or lo) + 1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in TEST_PORTS={os.environ['TEST_PORTS']}")
 
 
 def server_log(proc: subprocess.Popen) -> str:
@@ -76,9 +85,9 @@ def streamlit_server(env: dict | None = None, cmd: list[str] | None = None, base
 def chromium_page(width: int = 1400, height: int = 1000):
     from playwright.sync_api import sync_playwright
 
-    exe = shutil.which("chromium")
+    exe = os.environ.get("CHROMIUM") or shutil.which("chromium")
     if exe is None:
-        raise RuntimeError("Debian's chromium is not installed: apt-get install -y chromium (make test does this)")
+        raise RuntimeError(NO_CHROMIUM)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         try:
@@ -93,3 +102,28 @@ def wait_rendered(page, title: str, timeout_ms: int = 60_000) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " && !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=timeout_ms)
+
+
+def wait_complete(page, images: int = 0, charts: int = 0, timeout_ms: int = 60_000) -> None:
+    """Wait until the script has finished, at least `images` images and `charts` Plotly charts are there,
+    every image has loaded and every chart has drawn its plot area (for screenshots that show it all)."""
+    page.wait_for_function(
+        """([images, charts]) => {
+            if (document.querySelector('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]')) return false;
+            const imgs = [...document.querySelectorAll('[data-testid="stMain"] img')];
+            const plots = [...document.querySelectorAll('.js-plotly-plot')];
+            return imgs.length >= images && imgs.every(i => i.complete && i.naturalWidth > 0)
+                && plots.length >= charts && plots.every(p => p._fullLayout && p.querySelector('.main-svg'));
+        }""", arg=[images, charts], timeout=timeout_ms)
+
+
+def full_screenshot(page, path, max_height: int = 4000) -> None:
+    """Screenshot of the whole page: Streamlit scrolls inside its main block, so the viewport is stretched to
+    that block's height first (and put back afterwards)."""
+    size = page.viewport_size
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), max_height)})
+    page.wait_for_timeout(800)  # charts re-layout to the new size
+    wait_complete(page)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)

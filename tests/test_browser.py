@@ -1,24 +1,57 @@
 """Real browser: `streamlit run` on a free port, Debian's Chromium via Playwright, every page visited.
 
 Screenshots go to $SCREENSHOT_DIR (the README's come from `SCREENSHOT_DIR=docs/screenshots make test`),
-else to pytest's temp folder.
+else to pytest's temp folder. They are taken only once every image has loaded and every chart has drawn.
 """
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from core.data import is_available
 
-from .browser import PAGES, REPO, chromium_page, streamlit_server, wait_healthy, wait_rendered
+from .browser import (
+    PAGES,
+    REPO,
+    chromium_page,
+    full_screenshot,
+    streamlit_server,
+    wait_complete,
+    wait_healthy,
+    wait_rendered,
+)
 from .conftest import data_root
 
 pytestmark = pytest.mark.browser
-
-
-def wait_count(page, selector: str, n: int) -> None:
-    page.wait_for_function(f"() => document.querySelectorAll('{selector}').length >= {n}", timeout=30_000)
+LOCAL = re.compile(r"^(https?://127\.0\.0\.1:\d+/|data:|blob:|about:)")
+# what each page must show before it counts as rendered: (images, Plotly charts)
+CONTENT = {"": (2, 0), "samples": (7, 0), "latent": (0, 2), "curves": (0, 5), "metrics": (2, 2),
+           "retrain": (0, 0), "concepts": (0, 0)}
+# elements whose text must never be cut off: scrollWidth > clientWidth means clipped or ellipsised
+CLIPPED = """() => {
+    const bad = [];
+    const sel = '[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] *, [data-testid="stMetricValue"],'
+              + ' [data-testid="stMetricValue"] *, .katex-display';
+    for (const el of document.querySelectorAll(sel))
+        if (el.scrollWidth > el.clientWidth) bad.push(`${el.className || el.tagName}: ${el.textContent.slice(0, 30)}`
+                                                      + ` (${el.scrollWidth} > ${el.clientWidth} px)`);
+    return bad;
+}"""
+# Plotly legends must not sit on an axis title or the chart title
+OVERLAPS = """() => {
+    const bad = [];
+    const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+        const legend = plot.querySelector('.legend');
+        if (!legend) continue;
+        const box = legend.getBoundingClientRect();
+        for (const t of plot.querySelectorAll('.xtitle, .ytitle, .gtitle'))
+            if (t.textContent && hit(box, t.getBoundingClientRect())) bad.push(t.textContent);
+    }
+    return bad;
+}"""
 
 
 @pytest.fixture
@@ -28,24 +61,37 @@ def shot_dir(tmp_path) -> Path:
     return d
 
 
-def test_every_page_renders_without_exception(shot_dir):
-    env = {"CHECKPOINT_DIR": str(REPO / "checkpoints"), "RUNS_DIR": str(shot_dir / "no-runs"),
-           "DATA_DIR": str(data_root())}
-    has_data = is_available("mnist", data_root())
-    with streamlit_server(env) as (url, proc), chromium_page(height=1500) as page:
+@pytest.fixture(scope="module")
+def committed_server(tmp_path_factory):
+    """The dashboard on the committed checkpoints; an empty `runs/` beside them, as in a fresh checkout."""
+    runs = tmp_path_factory.mktemp("app") / "runs"
+    env = {"CHECKPOINT_DIR": str(REPO / "checkpoints"), "RUNS_DIR": str(runs), "DATA_DIR": str(data_root())}
+    with streamlit_server(env) as (url, proc):
         wait_healthy(url, proc=proc)
-        for path, title in PAGES.items():
-            page.goto(f"{url}/{path}")
-            wait_rendered(page, title)
-            page.wait_for_timeout(500)  # let Plotly draw
+        yield url
+
+
+def open_page(page, url: str, path: str) -> None:
+    page.goto(f"{url}/{path}")
+    wait_rendered(page, PAGES[path])
+    images, charts = CONTENT[path]
+    wait_complete(page, images, charts)
+
+
+def test_every_page_renders_completely_and_offline(committed_server, shot_dir):
+    url = committed_server
+    has_data = is_available("mnist", data_root())
+    outside = []
+    with chromium_page(width=1400) as page:
+        page.on("request", lambda r: None if LOCAL.match(r.url) else outside.append(r.url))
+        for path in PAGES:
+            open_page(page, url, path)
             assert page.locator('[data-testid="stException"]').count() == 0, path
             if path != "retrain" or has_data:  # without data the Retrain page rightly says so in an error box
                 assert page.locator('[data-testid="stAlertContentError"]').count() == 0, path
-            if path in ("", "samples"):
-                wait_count(page, '[data-testid="stImage"] img', 2)
-            if path in ("latent", "curves"):
-                wait_count(page, ".js-plotly-plot", 2)
-            page.screenshot(path=str(shot_dir / f"{path or 'overview'}.png"), full_page=True)
+            sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+            assert "checkpoints/" in sidebar and "runs/" in sidebar and "no-runs" not in sidebar
+            full_screenshot(page, shot_dir / f"{path or 'overview'}.png")
         # navigate by clicking, as a visitor does, and change a widget
         page.get_by_role("link", name="Samples").click()
         wait_rendered(page, "Samples")
@@ -56,7 +102,65 @@ def test_every_page_renders_without_exception(shot_dir):
         page.wait_for_function(
             "src => document.querySelector('[data-testid=\"stImage\"] img').getAttribute('src') !== src", arg=first)
         assert page.locator('[data-testid="stException"]').count() == 0
+    assert outside == []  # favicon, fonts, scripts: everything comes from the server itself
     assert all((shot_dir / f"{p or 'overview'}.png").stat().st_size > 10_000 for p in PAGES)
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_nothing_is_cut_off(committed_server, width):
+    """Metric cards and display equations fit their columns; chart legends stay clear of axis titles."""
+    with chromium_page(width=width) as page:
+        for path in ("", "curves", "metrics", "concepts"):
+            open_page(page, committed_server, path)
+            assert page.locator('[data-testid="stMetric"]').count() >= (4 if path == "" else 0)
+            assert page.evaluate(CLIPPED) == [], (width, path)
+            assert page.evaluate(OVERLAPS) == [], (width, path)
+        assert page.locator(".katex-display").count() >= 5  # the Concepts page's equations were measured
+
+
+def drag(page, chart_index: int, tool: str, path: list[tuple[float, float]]) -> None:
+    """Pick a Plotly selection tool on one chart and drag along `path` (fractions of its plot area)."""
+    chart = page.locator('[data-testid="stPlotlyChart"]').nth(chart_index)
+    chart.hover()
+    page.locator(f'.modebar-btn[data-title="{tool}"]').nth(chart_index).click()
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in path]
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(x, y, steps=4)
+    page.mouse.up()
+
+
+def selection_captions(page) -> list[str]:
+    return [c for c in page.locator('[data-testid="stImageCaption"]').all_inner_texts() if "selected" in c]
+
+
+def test_latent_selection_shows_the_digits(committed_server):
+    """A box on each t-SNE map, then a lasso on each PCA map: the selected digits appear, nothing crashes."""
+    box = [(0.3, 0.3), (0.5, 0.5), (0.7, 0.7)]
+    lasso = [(0.2, 0.2), (0.8, 0.2), (0.8, 0.8), (0.2, 0.8), (0.25, 0.25)]
+    with chromium_page(width=1400, height=1400) as page:
+        open_page(page, committed_server, "latent")
+        for i in range(2):
+            drag(page, i, "Box Select", box)
+            page.wait_for_function(f"() => [...document.querySelectorAll('[data-testid=\"stImageCaption\"]')]"
+                                   f".filter(c => c.textContent.includes('selected')).length >= {i + 1}")
+            wait_complete(page, images=i + 1)
+            assert page.locator('[data-testid="stException"]').count() == 0
+        tsne = selection_captions(page)
+        assert len(tsne) == 2 and all(int(c.split()[0]) > 0 for c in tsne)
+
+        page.get_by_text("PCA", exact=True).click()
+        wait_complete(page, charts=2)
+        for i in range(2):
+            drag(page, i, "Lasso Select", lasso)
+            wait_complete(page)
+            page.wait_for_timeout(500)
+            wait_complete(page)
+            assert page.locator('[data-testid="stException"]').count() == 0
+        pca = selection_captions(page)
+        assert len(pca) == 2 and pca != tsne
 
 
 @pytest.mark.real_data
@@ -72,11 +176,11 @@ def test_retrain_from_the_browser(tmp_path, real_data_root, tiny_runs):
         epochs.fill("1")
         epochs.press("Tab")
         page.get_by_role("button", name="Start training").click()
-        page.get_by_text("Busy").first.wait_for(timeout=30_000)
+        page.get_by_text("Your job").first.wait_for(timeout=30_000)
         page.locator('[data-testid="stProgress"]').first.wait_for(timeout=30_000)
-        page.get_by_text("Last job finished").wait_for(timeout=180_000)
+        page.get_by_text("is ready").first.wait_for(timeout=180_000)
         assert page.locator('[data-testid="stException"]').count() == 0
         page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1).click()
         option = page.get_by_role("option", name="(retrained)")
         option.first.wait_for(timeout=10_000)
-        assert "ui-vae-mnist-" in option.first.inner_text()
+        assert option.first.inner_text().startswith("VAE · mnist · 1 epoch · ")  # short label, not the folder

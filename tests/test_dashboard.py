@@ -1,9 +1,11 @@
 """Headless tests of every page with streamlit.testing.v1.AppTest, on tiny runs in a temp folder."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -96,6 +98,8 @@ def test_curves_page_per_step_and_per_epoch(app):
     app.radio(key="curve_view").set_value("per epoch").run()
     epoch = charts(app)
     assert {t["name"] for t in epoch[0]["data"]} == {"mnist-vae (train)", "mnist-vae (test)"}
+    assert all("markers" in t["mode"] for c in epoch for t in c["data"])  # a 1-2 epoch run still shows points
+    assert all(c["layout"]["legend"]["yref"] == "container" for c in epoch)  # legend below the axis title
 
 
 def test_curves_overlay_several_runs(monkeypatch, tmp_path, tiny_runs, splits):
@@ -109,12 +113,26 @@ def test_curves_overlay_several_runs(monkeypatch, tmp_path, tiny_runs, splits):
     assert {t["name"] for t in charts(at)[0]["data"]} == {"mnist-vae", "mnist-vae-seed1"}
 
 
-def test_concepts_page_has_the_papers_math(app):
+def balance_path(run: Path) -> list[str]:
+    """The "D(x) / D(G(z)) (epoch N)" pairs the Concepts page must quote: first, middle and last epoch."""
+    e = json.loads((run / "history.json").read_text())["epochs"]
+    picks = sorted({0, (len(e["epoch"]) - 1) // 2, len(e["epoch"]) - 1})
+    return [f"{e['train/d_real'][i]:.2f} / {e['train/d_fake'][i]:.2f} (epoch {e['epoch'][i]})" for i in picks]
+
+
+def test_concepts_page_has_the_papers_math(app, tiny_runs):
     goto(app, "concepts")
     latex = " ".join(el.value for el in app.latex)
     assert r"\log D(x)" in latex and r"\log\big(1 - D(G(z))\big)" in latex
     assert r"D_{\mathrm{KL}}" in latex and r"\varepsilon \sim \mathcal{N}(0, I)" in latex
     assert any("Common misreadings" in h.value for h in app.header)
+    text = " ".join(m.value for m in app.markdown)
+    assert "drift towards each other" not in text
+    assert " → ".join(balance_path(tiny_runs / "mnist-gan")) in text  # what this run's history says
+    assert "Bernoulli means" in text
+    warning = app.warning[0].value
+    assert "does not minimise" in warning and r"$\mathrm{KL} + \mathbb{E}_q[\log p(x\mid z)]$" in warning
+    assert "their sum" not in warning
 
 
 def test_metrics_page_without_evaluation_says_how(app):
@@ -129,6 +147,7 @@ def test_broken_gan_run_shows_error_card_and_vae_still_works(monkeypatch, tmp_pa
     at = open_app(monkeypatch, root)
     assert not at.exception
     assert len(at.error) == 1 and "mnist-gan" in at.error[0].value and "model.safetensors" in at.error[0].value
+    assert str(root) not in at.error[0].value  # no machine paths on screen
     assert len(images(at)) == 1  # the VAE's grid
     for page in ("samples", "latent", "curves", "metrics", "concepts"):
         goto(at, page)
@@ -164,6 +183,8 @@ def test_committed_checkpoints(monkeypatch):
     assert not at.exception and not at.error
     assert Path(at.session_state["pick_vae"]).name == "fashion-mnist-vae"
     assert Path(at.session_state["pick_gan"]).name == "fashion-mnist-gan"
+    goto(at, "concepts")  # the statement about D(x) and D(G(z)) is the committed run's own numbers
+    assert " → ".join(balance_path(root / "fashion-mnist-gan")) in " ".join(m.value for m in at.markdown)
 
 
 def test_no_page_computes_tsne_on_load(monkeypatch, tiny_runs):
@@ -178,21 +199,96 @@ def test_no_page_computes_tsne_on_load(monkeypatch, tiny_runs):
         goto(at, page)
 
 
-def test_metrics_page_shows_the_evaluation(monkeypatch, tmp_path, tiny_runs, splits):
+@pytest.fixture(scope="module")
+def evaluated_runs(tmp_path_factory, tiny_runs, splits) -> Path:
+    """tiny_runs plus a tiny classifier, both models evaluated on synthetic data."""
     from core.evaluate import evaluate_run
 
     from .conftest import make_tiny_run
     from .test_metrics import SMALL
 
-    root = tmp_path / "ck"
+    root = tmp_path_factory.mktemp("evaluated") / "ck"
     shutil.copytree(tiny_runs, root)
     clf = make_tiny_run("classifier", root / "mnist-classifier", splits, width=4, feature_dim=8)
     for kind in ("vae", "gan"):
         evaluate_run(root / f"mnist-{kind}", clf, splits=splits, **SMALL)
-    at = goto(open_app(monkeypatch, root), "metrics")
-    table = at.dataframe[0].value
-    assert {"frechet_distance", "precision", "recall", "neg_iwae"} <= set(table["metric"])
-    assert table["VAE"].str.contains("✓").any() or table["GAN"].str.contains("✓").any()
+    return root
+
+
+RAW_KEYS = ("frechet_distance", "class_kl_to_uniform", "nn_dist", "mean_confidence", "neg_iwae", "_mse")
+
+
+def test_metrics_page_shows_the_evaluation(monkeypatch, evaluated_runs):
+    at = goto(open_app(monkeypatch, evaluated_runs), "metrics")
+    table = at.table[0].value
+    names = set(table["metric"])
+    assert {"Fréchet distance (classifier features)", "Precision (fidelity)", "Recall (coverage)",
+            "Class balance: KL to uniform (nats)", "−log p(x), IWAE bound (nats per image)"} <= names
+    assert not any(k in table.to_csv() for k in RAW_KEYS)  # human names only
+    nn = table[table["metric"].str.startswith("Distance to nearest training digit")].iloc[0]
+    assert nn["better"] == "≈ real data" and "✓" not in nn["VAE"] + nn["GAN"]  # a check, not a contest
+    fd = table[table["metric"] == "Fréchet distance (classifier features)"].iloc[0]
+    assert fd["better"] == "↓ lower" and "±" in fd["VAE"] and "✓" in fd["VAE"] + fd["GAN"]
+    captions = " ".join(c.value for c in at.caption)
+    assert "training** digits" in captions and "generator seeds [0, 1]" in captions
     assert len(charts(at)) == 2 and len(images(at)) == 2  # coverage + PR; two nearest-neighbour galleries
+    coverage = charts(at)[0]
+    assert coverage["layout"]["xaxis"]["ticktext"] == [str(d) for d in range(10)]  # every class labelled
+    pr = charts(at)[1]
+    assert all(t["mode"] == "markers" for t in pr["data"])  # names in the legend, no text labels to collide
     goto(at, "overview")
-    assert any(m.label == "Fréchet distance" for m in at.metric)
+    assert any(m.label == "Fréchet distance ↓" for m in at.metric)
+
+
+def test_metrics_page_names_classes_and_explains_a_negative_kid_floor(monkeypatch, tmp_path, evaluated_runs):
+    root = tmp_path / "ck"
+    shutil.copytree(evaluated_runs, root)
+    for run in ("mnist-vae", "mnist-gan", "mnist-classifier"):  # file them under Fashion-MNIST
+        cfg = json.loads((root / run / "config.json").read_text())
+        cfg["dataset"]["name"] = "fashion-mnist"
+        (root / run / "config.json").write_text(json.dumps(cfg))
+    metrics = json.loads((root / "mnist-gan" / "metrics.json").read_text())
+    ev = metrics["evaluation"]
+    ev["class_histogram"] = [0.12, 0.12, 0.12, 0.12, 0.005, 0.12, 0.03, 0.125, 0.125, 0.125]
+    ev["missing_classes"], ev["starved_classes"] = [4], [4, 6]
+    ev["reference"]["kid"] = {"mean": -1.19, "std": 0.0, "values": [-1.19]}
+    (root / "mnist-gan" / "metrics.json").write_text(json.dumps(metrics))
+    at = goto(open_app(monkeypatch, root), "metrics")
+    warning = " ".join(w.value for w in at.warning)
+    assert "Coat 0.5%" in warning and "Shirt 3.0%" in warning and "[4" not in warning
+    kid = at.table[0].value.iloc[1]
+    assert kid["metric"].startswith("Kernel distance") and kid["real data (floor)"].startswith("≈ 0 (-")
+    assert "slightly negative" in " ".join(c.value for c in at.caption)
+    assert "T-shirt/top" in charts(at)[0]["layout"]["xaxis"]["ticktext"]
+
+
+def test_retrained_runs_get_a_short_label_and_the_folder_on_hover(monkeypatch, tmp_path, tiny_runs):
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_runs / "mnist-gan", runs / "ui-gan-mnist-20261126-011500-123")
+    at = open_app(monkeypatch, tiny_runs, runs=runs)
+    picker = at.selectbox(key="pick_gan")
+    retrained = [o for o in picker.options if "retrained" in o]
+    assert len(retrained) == 1 and re.fullmatch(r"GAN · mnist · 2 epochs · \d\d \w{3} \d\d:\d\d \(retrained\)",
+                                                retrained[0])
+    assert not any("/" in o for o in picker.options)  # no folder paths in the picker
+    picker.set_value(str(runs / "ui-gan-mnist-20261126-011500-123")).run()
+    assert not at.exception
+    assert "runs/ui-gan-mnist-20261126-011500-123" in at.selectbox(key="pick_gan").help
+
+
+def test_latent_selection_maps_points_back_to_rows():
+    """Box/lasso selections come back as (trace, index in trace); customdata's shape must not matter."""
+    from dashboard.components import latent_scatter, selected_rows
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 300)
+    coords, indices = rng.normal(size=(300, 2)), rng.permutation(10_000)[:300]
+    fig = latent_scatter(coords, labels, indices, [str(d) for d in range(10)], "t")
+    points = [{"curve_number": k, "point_index": i, "point_number": i, "customdata": {"0": 1, "1": 2}}
+              for k in (3, 7) for i in (0, 2, 4)]
+    rows = selected_rows(points, labels)
+    assert len(rows) == 6 and set(labels[rows]) == {3, 7}
+    for p in points:
+        row = next(r for r in rows if coords[r, 0] == fig.data[p["curve_number"]].x[p["point_index"]])
+        assert indices[row] == fig.data[p["curve_number"]].customdata[p["point_index"]]
+    assert selected_rows([{"curve_number": 1, "point_index": 10_000}, {"x": 0.1}], labels) == []

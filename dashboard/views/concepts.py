@@ -34,9 +34,12 @@ def gan_run_sentence() -> str:
     epochs = data.history(info.path).get("epochs", {})
     if not {"epoch", "train/d_real", "train/d_fake"} <= set(epochs) or not epochs["epoch"]:
         return ""
-    return balance_sentence(info.name, epochs)
+    sentence = balance_sentence(info.name, epochs)
+    if data.config(info.path).get("model_config", {}).get("loss") == "hinge":
+        sentence += " (This run uses the hinge loss: D outputs a score, and the curves show its sigmoid.)"
+    return sentence
 
-left, right = st.columns(2, gap="large")
+
 def gan_recipe_text() -> str:
     """The stabilisers of models/gan.py, each with its paper, and which of them the picked GAN run uses."""
     parts = [
@@ -69,6 +72,7 @@ def gan_recipe_text() -> str:
     return "\n".join(parts)
 
 
+left, right = st.columns(2, gap="large")
 with left:
     st.header("GAN (Goodfellow et al., 2014)")
     st.markdown("A discriminator $D$ and a generator $G$ play a two-player minimax game "
@@ -115,7 +119,7 @@ st.table({
     "": ["What it learns", "Sampling", "Encoding a real image", "Likelihood", "Training signal", "Stability",
          "Typical failure"],
     "GAN": ["A generator G: z ↦ x (and a discriminator D to train it)", "x = G(z), z ~ N(0, I): one pass",
-            "None built in; here an encoder E trained alongside G to invert it", "None: implicit model, no p(x)",
+            "None built in; here an encoder E trained to invert G", "None: implicit model, no p(x)",
             "D's judgement of real vs generated", "A saddle point: losses oscillate", "Mode collapse / dropping"],
     "VAE": ["An encoder q(z|x) and a decoder p(x|z)",
             "z ~ N(0, I), then the decoder's Bernoulli means (shown here), not draws x ~ p(x|z): one pass",

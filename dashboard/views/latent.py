@@ -55,7 +55,7 @@ for col, kind in zip(cols, data.KINDS):
         fig = ui.latent_scatter(coords, emb["labels"][:n], emb["indices"][:n], data.classes(info.path),
                                 f"{data.LABELS[kind]} · {info.name}")
         event = st.plotly_chart(fig, on_select="rerun", key=f"map_{kind}", selection_mode=("points", "box", "lasso"))
-        chosen = sorted({p["customdata"][1] for p in (event.selection.points if event else []) if "customdata" in p})
+        chosen = ui.selected_rows(event.selection.points if event else [], emb["labels"][:n])
         if chosen and "images" in emb:
             shown = np.array(chosen[:48])
             ui.image_grid(data.grid(emb["images"][shown], ncol=12),

@@ -7,25 +7,62 @@ from dashboard import components as ui
 from dashboard import data
 
 st.title("Metrics")
-st.caption("Distribution metrics use the penultimate layer of a classifier trained on the same data set: "
-           "Inception features mean nothing on 28×28 digits, and a data set's own classifier is the accepted "
-           "substitute. So these numbers compare the two models here; they are not comparable with published FIDs.")
 
-MEANING = {
-    "frechet_distance": "Fréchet distance between Gaussians fitted to sample and test features (FID analogue)",
-    "kid": "Kernel inception distance analogue: unbiased MMD², polynomial kernel",
-    "precision": "Share of samples inside the real data's k-NN manifold: fidelity (Kynkäänniemi et al. 2019)",
-    "recall": "Share of real images inside the samples' k-NN manifold: coverage",
-    "class_kl_to_uniform": "KL(predicted-class histogram ‖ uniform): 0 = all classes equally often",
-    "mean_confidence": "Mean top-class probability of the classifier on samples (Inception-score analogue)",
-    "reconstruction_mse": "Pixel MSE of reconstructions of test digits (GAN: G(E(x)))",
-    "neg_elbo": "−ELBO on dynamically binarized test digits (nats): an upper bound on −log p(x)",
-    "neg_iwae": "IWAE bound, k samples (Burda et al. 2016): a tighter upper bound on −log p(x)",
-    "nn_dist_samples_to_train": "Mean L2 distance of each sample to its nearest training image",
-    "nn_dist_test_to_train": "The same for held-out test digits: samples much closer than this = memorization",
+# key -> (name with unit, direction, what it measures). Direction: "lower"/"higher" is better, or "check"
+# for the memorization row, where samples should sit about as far from the training set as real test digits.
+ROWS = {
+    "frechet_distance": ("Fréchet distance (classifier features)", "lower",
+                         "Fréchet distance between Gaussians fitted to sample and real features: an FID analogue"),
+    "kid": ("Kernel distance, KID (classifier features)", "lower",
+            "Unbiased MMD² with a cubic polynomial kernel (Bińkowski et al. 2018), mean over {kid_subsets} random "
+            "subsets of {kid_subset_size} images"),
+    "precision": ("Precision (fidelity)", "higher",
+                  "Share of samples inside the real digits' k-NN feature manifold, k = {knn_k} "
+                  "(Kynkäänniemi et al. 2019)"),
+    "recall": ("Recall (coverage)", "higher", "Share of real digits inside the samples' k-NN feature manifold"),
+    "class_kl_to_uniform": ("Class balance: KL to uniform (nats)", "lower",
+                            "KL(histogram of the classifier's predicted classes ‖ uniform): 0 = all classes equally"),
+    "mean_confidence": ("Mean classifier confidence", "higher",
+                        "Mean top-class probability on samples: low = ambiguous shapes (an Inception-score analogue)"),
+    "reconstruction_mse": ("Reconstruction MSE (pixels in [0, 1])", "lower",
+                           "Pixel mean squared error of reconstructed test digits (VAE: decoder(μ(x)); GAN: G(E(x)))"),
+    "neg_elbo": ("−ELBO (nats per image)", "lower",
+                 "On dynamically binarized test digits: an upper bound on −log p(x)"),
+    "neg_iwae": ("−log p(x), IWAE bound (nats per image)", "lower",
+                 "Importance-weighted bound with k samples (Burda et al. 2016): a tighter upper bound on −log p(x)"),
+    "nn_dist_samples_to_train": ("Distance to nearest training digit (L2, pixels)", "check",
+                                 "Mean pixel distance of samples to their nearest training digit; the real-data "
+                                 "column is the same for unseen test digits. Far below it would mean memorization"),
 }
+ARROWS = {"lower": "↓ lower", "higher": "↑ higher", "check": "≈ real data"}
 
-evals = {}
+
+def kid_scale(evals: dict) -> float:
+    """KID is customarily reported × 10³ when its values are small (Inception features); these classifier
+    features give values in the hundreds already, which are shown as they are."""
+    values = [abs(ev["metrics"]["kid"]["mean"]) for ev in evals.values() if "kid" in ev["metrics"]]
+    return 1e3 if values and max(values) < 1 else 1.0
+
+
+def fmt(value: float, std: float | None = None) -> str:
+    text = f"{value:.4g}"
+    return text if std is None else f"{text} ± {std:.2g}"
+
+
+def floor_cell(key: str, evals: dict, scale: float) -> str:
+    for ev in evals.values():
+        if key == "nn_dist_samples_to_train" and "nn_dist_test_to_train" in ev["metrics"]:
+            return fmt(ev["metrics"]["nn_dist_test_to_train"]["mean"])
+        ref = ev.get("reference", {}).get(key)
+        if ref:
+            v = ref["mean"] * (scale if key == "kid" else 1)
+            if key == "kid" and v < 0:  # the unbiased estimator dips below 0 when the two sets match
+                return f"≈ 0 ({v:.2g}) ¹"
+            return fmt(v)
+    return "—"
+
+
+evals, classes = {}, {}
 for kind in data.KINDS:
     info = data.selected(kind)
     error = data.check_run(info)
@@ -34,63 +71,95 @@ for kind in data.KINDS:
         continue
     ev = (data.metrics(info.path) or {}).get("evaluation")
     if ev:
-        evals[kind] = ev
+        evals[kind], classes[kind] = ev, data.classes(info.path)
     else:
+        retrained = data.run_exists(info.name) and str(data.runs_dir() / info.name) == info.path
         st.info(f"{data.LABELS[kind]} run {info.name} has not been evaluated: "
-                f"`python -m core evaluate {info.name}`.")
+                + ("press **Evaluate** on the Retrain page after training it (2,000 samples, one seed), or run "
+                   if retrained else "") + f"`python -m core evaluate {info.name}`.")
 if not evals:
     st.stop()
 
-names = [m for m in MEANING if any(m in ev["metrics"] for ev in evals.values())]
-rows = []
-for m in names:
-    lower = next(ev.get("lower_is_better", {}).get(m) for ev in evals.values() if m in ev["metrics"])
-    vals = {k: ev["metrics"][m]["mean"] for k, ev in evals.items() if m in ev["metrics"]}
-    best = (min if lower else max)(vals, key=vals.get) if len(vals) == 2 and m not in (
-        "nn_dist_samples_to_train", "nn_dist_test_to_train") else None
-    row = {"metric": m, "better": "lower" if lower else "higher"}
-    for k in data.KINDS:
-        if k in evals and m in evals[k]["metrics"]:
-            s = evals[k]["metrics"][m]
-            row[data.LABELS[k]] = f"{s['mean']:.4g} ± {s['std']:.2g}" + (" ✓" if best == k else "")
-        else:
-            row[data.LABELS[k]] = "—"
-    ref = next((ev.get("reference", {}).get(m) for ev in evals.values() if ev.get("reference", {}).get(m)), None)
-    row["real data (floor)"] = f"{ref['mean']:.4g}" if ref else "—"
-    row["meaning"] = MEANING[m]
-    rows.append(row)
-st.dataframe(rows, hide_index=True, width="stretch", height=36 * (len(rows) + 1) + 4)
 settings = next(iter(evals.values()))["settings"]
-st.caption(f"Mean ± standard deviation over seeds {settings.get('seeds')}; {settings.get('samples')} samples per seed; "
-           f"classifier `{settings.get('classifier')}` (test accuracy "
-           f"{settings.get('classifier_test_accuracy', float('nan')):.2%}). ✓ marks the better model.")
+st.caption(
+    f"Each model draws {settings.get('samples'):,} samples per seed, and they are compared with a fixed random "
+    f"subset of {settings.get('train_images'):,} **training** digits, in the penultimate-layer features of a "
+    f"classifier trained on the same data set (`{settings.get('classifier')}`, test accuracy "
+    f"{settings.get('classifier_test_accuracy', float('nan')):.2%}); Inception features mean nothing on 28×28 "
+    f"digits. The real-data column compares {settings.get('test_images'):,} unseen **test** digits with the "
+    "same training subset: the floor a perfect generator would reach. These numbers compare the models here; "
+    "they are not on the scale of published FIDs.")
+
+scale = kid_scale(evals)
+rows = []
+for key, (name, direction, _) in ROWS.items():
+    vals = {k: ev["metrics"][key] for k, ev in evals.items() if key in ev["metrics"]}
+    if not vals:
+        continue
+    k_scale = scale if key == "kid" else 1.0
+    best = None
+    if len(vals) == 2 and direction != "check":
+        pick = min if direction == "lower" else max
+        best = pick(vals, key=lambda k: vals[k]["mean"])
+    row = {"metric": name + (" × 10³" if key == "kid" and scale != 1 else ""), "better": ARROWS[direction]}
+    for k in data.KINDS:
+        s = vals.get(k)
+        row[data.LABELS[k]] = "—" if s is None else (
+            fmt(s["mean"] * k_scale, s["std"] * k_scale if len(s.get("values", [0, 0])) > 1 else None)
+            + (" ✓" if best == k else ""))
+    row["real data (floor)"] = floor_cell(key, evals, scale)
+    rows.append(row)
+memo = {k: ev["memorization"] for k, ev in evals.items() if "memorization" in ev}
+if memo:
+    row = {"metric": "Samples nearer to training than 99 % of test digits", "better": "↓ lower"}
+    for k in data.KINDS:
+        row[data.LABELS[k]] = f"{memo[k]['fraction_samples_below_test_p1']:.2%}" if k in memo else "—"
+    row["real data (floor)"] = f"{0.01:.2%}"  # by construction: the 1st percentile of the test digits
+    rows.append(row)
+st.table(rows)
+seeds = settings.get("seeds")
+notes = [f"± is the standard deviation over generator seeds {seeds} only (new samples each seed; the training "
+         "subset, the test digits and the classifier stay fixed, so it does not cover their variation). Values "
+         "without ± do not depend on the seed. ✓ marks the better model where the direction is clear."]
+if any(ev.get("reference", {}).get("kid", {}).get("mean", 0) < 0 for ev in evals.values()):
+    notes.append("¹ KID is an unbiased estimate: for two samples of the same distribution it scatters around 0 "
+                 "and can come out slightly negative.")
+st.caption(" ".join(notes))
+with st.expander("What each row measures"):
+    values = {"kid_subsets": "?", "kid_subset_size": "?", "knn_k": "?"}
+    values.update({k: f"{v:,}" for k, v in settings.items() if k in values and v is not None})
+    st.markdown("\n".join(f"- **{name}** ({ARROWS[d]} is better): {what.format(**values)}." if d != "check" else
+                          f"- **{name}**: {what}." for name, d, what in ROWS.values()))
 
 left, right = st.columns(2)
-classes = data.classes(data.selected(next(iter(evals))).path)
+first = next(iter(evals))
 series = [{"name": data.LABELS[k], "y": ev["class_histogram"], "color": ui.COLORS[k]} for k, ev in evals.items()]
-left.plotly_chart(ui.bar_chart(classes, series, "Predicted class of 10,000 samples", "fraction", reference=0.1),
-                  key="coverage")
+left.plotly_chart(ui.bar_chart(classes[first], series, f"Predicted class of {settings.get('samples'):,} samples",
+                               "share of samples", reference=0.1, percent=True), key="coverage")
 for k, ev in evals.items():
-    flagged = ev.get("missing_classes", []) + ev.get("starved_classes", [])
-    if flagged:
-        left.warning(f"{data.LABELS[k]}: missing {ev.get('missing_classes')} and starved "
-                     f"{ev.get('starved_classes')} classes (mode dropping).")
+    hist, names, n = ev["class_histogram"], classes[k], len(ev["class_histogram"])
+    missing = ev.get("missing_classes", [])
+    starved = [c for c in ev.get("starved_classes", []) if c not in missing]
+    parts = [f"missing (under {0.1 / n:.0%} of samples): " + ", ".join(f"{names[c]} {hist[c]:.1%}" for c in missing),
+             f"starved (under {0.5 / n:.0%}): " + ", ".join(f"{names[c]} {hist[c]:.1%}" for c in starved)]
+    parts = [p for p, flagged in zip(parts, (missing, starved)) if flagged]
+    if parts:
+        left.warning(f"**{data.LABELS[k]}**, classes {'; '.join(parts)}. A balanced model gives each "
+                     f"{1 / n:.0%}: this is partial mode dropping.")
+
 fig = go.Figure()
 for k, ev in evals.items():
     p, r = ev["metrics"].get("precision"), ev["metrics"].get("recall")
     if p and r:
-        fig.add_trace(go.Scatter(x=[r["mean"]], y=[p["mean"]], mode="markers+text", text=[data.LABELS[k]],
-                                 textposition="top center", name=data.LABELS[k],
+        fig.add_trace(go.Scatter(x=[r["mean"]], y=[p["mean"]], mode="markers", name=data.LABELS[k],
                                  error_x={"array": [r["std"]]}, error_y={"array": [p["std"]]},
                                  marker={"size": 14, "color": ui.COLORS[k]}))
 ref = next(iter(evals.values())).get("reference", {})
 if "precision" in ref and "recall" in ref:
-    fig.add_trace(go.Scatter(x=[ref["recall"]["mean"]], y=[ref["precision"]["mean"]], mode="markers+text",
-                             text=["real test data"], textposition="bottom center", name="real data",
-                             marker={"size": 12, "color": "#444", "symbol": "diamond"}))
-fig.update_layout(title="Precision (fidelity) vs recall (coverage)", height=320, xaxis_title="recall",
-                  yaxis_title="precision", xaxis_range=[0, 1.05], yaxis_range=[0, 1.05],
-                  margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.add_trace(go.Scatter(x=[ref["recall"]["mean"]], y=[ref["precision"]["mean"]], mode="markers",
+                             name="real test digits", marker={"size": 12, "color": "#444", "symbol": "diamond"}))
+fig.update_layout(title="Precision (fidelity) vs recall (coverage)", height=340, xaxis_title="recall",
+                  yaxis_title="precision", xaxis_range=[0, 1.05], yaxis_range=[0, 1.05], **ui.LEGEND_BELOW)
 right.plotly_chart(fig, key="pr")
 
 st.header("Memorization check: samples and their nearest training images")

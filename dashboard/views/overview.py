@@ -9,14 +9,16 @@ st.title("GAN vs VAE")
 st.caption("Two generative models trained on the same digits, fed the same latent codes. "
            "Pick other runs in the sidebar; every page follows.")
 
-HEADLINE = [  # (metrics.json key, label, format, help)
-    ("frechet_distance", "Fréchet distance", "{:.2f}",
-     "Classifier-feature FID analogue, samples vs test set. Lower is better."),
-    ("precision", "Precision", "{:.3f}", "Share of samples that look like real digits (Kynkäänniemi et al. 2019)."),
-    ("recall", "Recall", "{:.3f}", "Share of real digits the samples cover."),
-    ("neg_iwae", "−log p(x) bound", "{:.1f} nats", "IWAE bound (Burda et al. 2016), k=100. VAE only."),
+HEADLINE = [  # (metrics.json key, short label, format, help with the detail)
+    ("frechet_distance", "Fréchet distance ↓", "{:.1f}",
+     "Fréchet distance between classifier features of 10,000 samples and of a fixed 10,000-digit training "
+     "subset (an FID analogue; not on the scale of published Inception FIDs). Lower is better."),
+    ("precision", "Precision ↑", "{:.3f}",
+     "Share of samples inside the real digits' k-NN feature manifold: fidelity (Kynkäänniemi et al. 2019)."),
+    ("recall", "Recall ↑", "{:.3f}", "Share of real digits inside the samples' k-NN feature manifold: coverage."),
+    ("neg_iwae", "IWAE bound ↓", "{:.1f}",
+     "Upper bound on −log p(x) in nats per image from k=100 importance samples (Burda et al. 2016). VAE only."),
 ]
-
 cols = st.columns(2, gap="large")
 for col, kind in zip(cols, data.KINDS):
     with col:
@@ -31,28 +33,38 @@ for col, kind in zip(cols, data.KINDS):
         st.table({k: str(v) for k, v in data.facts(info.path).items()})
         m = data.metrics(info.path) or {}
         ev = m.get("evaluation", {}).get("metrics", {})
-        rows = [(label, fmt.format(ev[key]["mean"]), hint) for key, label, fmt, hint in HEADLINE if key in ev]
+        seeds = m.get("evaluation", {}).get("settings", {}).get("seeds")
+        rows = [(label, fmt.format(ev[key]["mean"]), f"{hint} Mean over seeds {seeds}; details on *Metrics*.")
+                for key, label, fmt, hint in HEADLINE if key in ev]
         held = m.get("held_out", {})
         if kind == "vae" and "neg_elbo" in held:
-            rows.insert(0, ("Test −ELBO", f"{held['neg_elbo']:.1f} nats", "Upper bound on −log p(x); lower is better."))
+            rows.insert(0, ("Test −ELBO ↓", f"{held['neg_elbo']:.1f}",
+                            "Negative evidence lower bound in nats per image on all 10,000 test digits: an upper "
+                            "bound on −log p(x). Lower is better."))
         if kind == "gan" and "e_recon" in held:
-            rows.append(("Recon. MSE via encoder", f"{held['e_recon']:.4f}", "Mean squared error of G(E(x))."))
+            rows.append(("Recon. MSE ↓", f"{held['e_recon']:.4f}",
+                         "Pixel mean squared error of G(E(x)) on the test digits, E being the encoder trained "
+                         "to invert G. Lower is better."))
         if rows:
             ui.metric_cards(rows)
         else:
             st.info("No metrics yet: run `python -m core evaluate " + info.name + "`.")
 
+gan = data.selected("gan")
+encoder = "trained on the generator's own samples"
+if gan is not None and not data.check_run(gan):
+    encoder = f"{ui.encoder_schedule(data.config(gan.path)['model_config'])}, in this run"
 st.divider()
 st.subheader("What differs, and why")
-st.markdown("""
+st.markdown(f"""
 - **What each learns.** The VAE learns an encoder *and* a decoder by maximising a lower bound on the
   likelihood of every training digit (the ELBO). The GAN's generator never sees a training digit: it
   learns only from a discriminator's verdict on real versus generated images.
 - **Why the VAE is blurrier.** Its Bernoulli decoder is rewarded for putting probability on every
   plausible pixel, so an uncertain stroke is drawn as a grey average. The GAN is rewarded only for fooling
   the discriminator, so it draws sharp strokes and may quietly ignore digits it finds hard (mode dropping).
-- **Latent spaces.** The VAE's KL term pulls codes towards N(0, I) and keeps them smooth; the GAN has no
-  encoder, so here an encoder is trained afterwards to invert its generator. Compare them on *Latent space*.
+- **Latent spaces.** The VAE's KL term pulls codes towards N(0, I) and keeps them smooth. A GAN has no
+  encoder, so here an encoder E inverts the generator: {encoder}. Compare them on *Latent space*.
 - **Stability.** The VAE's loss falls steadily; the GAN's two losses oscillate as the players adapt to
   each other (see *Training curves*).
 """)

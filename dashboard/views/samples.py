@@ -20,6 +20,8 @@ if len(set(dims.values())) > 1:
     st.info(f"The latent sizes differ ({dims}): each model gets its own codes drawn from the same seed.")
 
 st.header("Same latent codes, two generators")
+st.caption("The same codes z ~ N(0, t² I) go through both generators. VAE images are the decoder's Bernoulli "
+           "means (each pixel is p(xᵢ = 1 | z)), not binary draws from p(x | z); GAN images are G(z).")
 c1, c2, c3 = st.columns(3)
 seed = c1.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed")
 count = c2.select_slider("Images", [16, 36, 64, 100], 64, key="gen_count")
