@@ -126,15 +126,17 @@ def test_jobs_folder_errors_are_a_message_not_a_traceback(env, monkeypatch, err,
         raise OSError(err, "simulated", str(env / ".jobs"))
 
     at = open_retrain()
-    monkeypatch.setattr(jobs, "_job_dirs", fail)
-    at.run()
-    assert not at.exception
-    assert any(words in e.value for e in at.error) and not any(str(env) in e.value for e in at.error)
-    monkeypatch.undo()
-    monkeypatch.setattr(jobs, "_write_json", fail)
-    at = open_retrain()
-    submit(at, rt_epochs="1")
-    assert any(words in e.value for e in at.error), [e.value for e in at.error]
+    with monkeypatch.context() as mp:  # reading the queue fails
+        mp.setattr(jobs, "_job_dirs", fail)
+        at.run()
+        assert not at.exception
+        assert any(words in e.value for e in at.error) and not any(str(env) in e.value for e in at.error)
+    with monkeypatch.context() as mp:  # writing a job fails
+        mp.setattr(jobs, "_write_json", fail)
+        at = open_retrain()
+        submit(at, rt_epochs="1")
+        assert any(words in e.value for e in at.error), [e.value for e in at.error]
+    assert list_jobs(env / ".jobs") == []
 
 
 def test_no_data_says_so_before_start(env, monkeypatch, tmp_path):
