@@ -1,6 +1,7 @@
 """The GAN recipe's options (EMA of G, spectral norm, hinge loss, TTUR, minibatch std) and the per-epoch
 quality check that picks the kept epoch."""
 
+import dataclasses
 import json
 
 import pytest
@@ -122,6 +123,10 @@ def test_config_without_the_new_options_loads_as_it_was_trained():
     assert model.generator_ema is None and model.config.d_norm == "batch" and not model.config.mbstd
     assert {k: getattr(model.config, k) for k in LEGACY} == LEGACY
     assert build_model("gan", old).generator_ema is not None  # a new run takes today's defaults
+    # and D keeps the module layout those runs saved (conv_features, then the head), so their weights load
+    d_keys = [k for k in model.state_dict() if k.startswith("discriminator.")]
+    assert d_keys[:2] == ["discriminator.0.0.weight", "discriminator.0.0.bias"] and d_keys[-1] == "discriminator.1.bias"
+    assert "legacy_layout" not in dataclasses.asdict(model.config)
     assert GANConfig().mbstd is True and GANConfig(preset="seed").mbstd is False  # the measured default, conv only
     with pytest.raises(ValueError, match="d_norm"):
         GANConfig(d_norm="layer")

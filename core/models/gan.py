@@ -77,8 +77,11 @@ class GANConfig:
 
     @classmethod
     def from_saved(cls, saved: dict) -> GANConfig:
-        """A config as read from config.json: options missing there take their pre-option behaviour."""
-        return cls(**{**LEGACY, **saved})
+        """A config as read from config.json: options missing there take their pre-option behaviour, and a
+        config from before the options existed also rebuilds D's old module layout, so its weights load."""
+        cfg = cls(**{**LEGACY, **saved})
+        cfg.legacy_layout = "d_norm" not in saved  # not a field: never written back to config.json
+        return cfg
 
 
 class MinibatchStd(nn.Module):
@@ -117,7 +120,10 @@ class GAN(nn.Module):
         c = config
         if c.preset == "conv":  # DCGAN-style: batch norm in G, none on D's input or G's output
             self.generator = nn.Sequential(conv_image_head(c.latent_dim, 2 * c.width, norm=True), nn.Sigmoid())
-            self.discriminator = conv_discriminator(c.width, c.d_norm, c.mbstd)
+            if getattr(c, "legacy_layout", False):  # runs saved before the recipe options: conv_features + head
+                self.discriminator = nn.Sequential(conv_features(c.width, norm=True), nn.Linear(2 * c.width * 49, 1))
+            else:
+                self.discriminator = conv_discriminator(c.width, c.d_norm, c.mbstd)
             self.encoder = nn.Sequential(conv_features(c.width), nn.Linear(2 * c.width * 49, c.latent_dim))
         else:  # the design document's generator z-128-256-784 (leaky ReLU, sigmoid); D and E mirror it
             if c.mbstd:
