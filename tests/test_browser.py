@@ -76,6 +76,8 @@ def open_page(page, url: str, path: str) -> None:
     wait_rendered(page, PAGES[path])
     images, charts = CONTENT[path]
     wait_complete(page, images, charts)
+    if path == "concepts":  # KaTeX renders after the script has finished
+        page.wait_for_function("() => document.querySelectorAll('.katex-display').length >= 5", timeout=60_000)
 
 
 def test_every_page_renders_completely_and_offline(committed_server, shot_dir):

@@ -89,8 +89,9 @@ with left:
     st.markdown("For a fixed $G$ the best discriminator is "
                 "$D^*(x) = p_\\text{data}(x) / (p_\\text{data}(x) + p_g(x))$, and the game's "
                 "optimum is $p_g = p_\\text{data}$ with $D^* = 1/2$ everywhere: at the optimum the "
-                "**mean D(x)** and **mean D(G(z))** curves would both sit at 1/2. Real training rarely gets "
-                "there: the two players are networks updated in turns, not the ideal functions of the proof. "
+                "**mean D(x)** and **mean D(G(z))** curves would both sit at 1/2. How close real training gets "
+                "depends on the recipe: the players are networks updated in turns, not the ideal functions of "
+                "the proof, and a mean of 1/2 does not prove $p_g = p_\\text{data}$. "
                 + gan_run_sentence())
     with st.expander("What this project's GAN adds to the paper", icon=":material/tune:"):
         st.markdown(gan_recipe_text())

@@ -8,7 +8,8 @@ from dashboard import data
 st.title("Training curves")
 st.info("**What to look for.** The VAE's −ELBO falls steadily and flattens: one objective, one optimiser. "
         "The GAN's D and G losses do not fall: after a few swings they jitter around a balance as each player "
-        "adapts to the other, and mean D(x) and D(G(z)) stay apart between 0 and 1. A D loss sliding to 0 while the "
+        "adapts to the other, and mean D(x) and D(G(z)) settle between 0 and 1 (both at 1/2 would be the "
+        "game's optimum; Concepts quotes the picked run's values). A D loss sliding to 0 while the "
         "G loss climbs (D(G(z)) near 0) means D has won and G learns little.",
         icon=":material/lightbulb:")
 c1, c2 = st.columns(2)
