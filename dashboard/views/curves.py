@@ -54,3 +54,36 @@ for kind in data.KINDS:
                                            "name": f"{name}{suffix} ({part})", "color": color, "dash": dash})
         x_title = "step" if view == "per step" else "epoch"
         col.plotly_chart(ui.line_chart(series, title, x_title, y_title), key=f"chart_{kind}_{title}")
+
+# --- quality over training: the per-epoch check (2,000 samples, the data set's classifier) --------------
+st.header("Quality over training")
+st.caption("After every epoch the trainer draws 2,000 samples and scores them against 2,000 training images in "
+           "the evaluation classifier's features (the Metrics page's measures, on a smaller sample: Fréchet "
+           "distance reads higher than there). Both models on shared axes: when did each get good, and does "
+           "the GAN's quality swing from epoch to epoch?")
+QUALITY = [("frechet_distance", "Fréchet distance ↓", "distance"), ("precision", "Precision ↑", "fraction"),
+           ("recall", "Recall ↑", "fraction"), ("class_kl_to_uniform", "Class balance: KL to uniform ↓", "nats")]
+axis = st.radio("x axis", ["epoch", "training minutes"], horizontal=True, key="quality_axis")
+logged, missing = [], []
+for kind in data.KINDS:
+    picked = data.selected(kind)
+    if picked is None or picked.error:
+        continue
+    h = data.history(picked.path)["epochs"]
+    (logged if "quality/frechet_distance" in h else missing).append((kind, picked, h))
+for kind, picked, _ in missing:
+    st.caption(f"{data.LABELS[kind]} run {picked.label}: no per-epoch quality log (trained before the check "
+               "existed, or without a classifier for its data set).")
+if logged:
+    best = {kind: data.config(picked.path).get("best_epoch") for kind, picked, _ in logged}
+    for row in (QUALITY[:2], QUALITY[2:]):
+        for col, (key, title, y_title) in zip(st.columns(2), row):
+            series = []
+            for i, (kind, picked, h) in enumerate(logged):
+                x = h["epoch"] if axis == "epoch" else [t / 60 for t in h["time_s"]]
+                series.append({"x": x, "y": h[f"quality/{key}"], "name": f"{data.LABELS[kind]} ({picked.label})",
+                               "color": ui.CLASS_COLORS[i * 3 % 10]})
+            col.plotly_chart(ui.line_chart(series, title, axis, y_title), key=f"quality_{key}")
+    kept = [f"{data.LABELS[k]}: epoch {e}" for k, e in best.items() if e]
+    if kept:
+        st.caption("Kept weights (the epoch with the lowest per-epoch Fréchet distance): " + "; ".join(kept) + ".")
