@@ -83,7 +83,8 @@ if logged:
                 x = h["epoch"] if axis == "epoch" else [t / 60 for t in h["time_s"]]
                 series.append({"x": x, "y": h[f"quality/{key}"], "name": f"{data.LABELS[kind]} ({picked.label})",
                                "color": ui.CLASS_COLORS[i * 3 % 10]})
-            col.plotly_chart(ui.line_chart(series, title, axis, y_title), key=f"quality_{key}")
+            fig = ui.line_chart(series, title, axis, y_title).update_layout(showlegend=True)  # name even one model
+            col.plotly_chart(fig, key=f"quality_{key}")
     kept = [f"{data.LABELS[k]}: epoch {e}" for k, e in best.items() if e]
     if kept:
         st.caption("Kept weights (the epoch with the lowest per-epoch Fréchet distance): " + "; ".join(kept) + ".")
