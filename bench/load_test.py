@@ -339,7 +339,6 @@ def main() -> None:
         if job:
             job.stop()
         stop_server(server)
-        print(f"load average {os.getloadavg()[0]:.2f} at the end", flush=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
