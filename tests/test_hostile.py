@@ -38,6 +38,12 @@ def replace_text(run: Path, name: str, old: str, new: str) -> None:
     (run / name).write_text(text.replace(old, new, 1))
 
 
+def nan_wall_time(run: Path) -> None:
+    """config.json with a NaN where a number belongs (JSON has no NaN; Python's json writes and reads it)."""
+    edit_json(run, "config.json", lambda c: c.update(wall_time_s=float("nan")))
+    assert '"wall_time_s": NaN' in (run / "config.json").read_text().replace('"wall_time_s":NaN', '"wall_time_s": NaN')
+
+
 def link_outside(run: Path, name: str, outside: Path) -> None:
     """Replace a run file by a link to a copy of it outside the run folder (content valid: the link is the fault)."""
     target = outside / f"outside-{name.replace('/', '-')}"
@@ -155,8 +161,7 @@ CASES = {
     "config-model-config-field": ("config.json", lambda r, o: edit_json(
         r, "config.json", lambda c: c["model_config"].update(evil=1))),
     "config-unknown-model": ("config.json", lambda r, o: edit_json(r, "config.json", lambda c: c.update(model="rnn"))),
-    "config-nan": ("config.json", lambda r, o: replace_text(r, "config.json", '"wall_time_s": 1443.66',
-                                                            '"wall_time_s": NaN')),
+    "config-nan": ("config.json", lambda r, o: nan_wall_time(r)),
     "config-huge-integer": ("config.json", lambda r, o: replace_text(r, "config.json", '"parameters": 1700609',
                                                                      '"parameters": ' + "9" * 5000)),
     "config-deep-nesting": ("config.json", lambda r, o: (r / "config.json").write_text("[" * 60000)),
