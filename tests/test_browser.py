@@ -157,8 +157,9 @@ def test_latent_selection_shows_the_digits(committed_server):
         wait_complete(page, charts=2)
         for i in range(2):
             drag(page, i, "Lasso Select", lasso)
-            wait_complete(page)
-            page.wait_for_timeout(500)
+            page.wait_for_function(f"() => [...document.querySelectorAll('[data-testid=\"stImageCaption\"]')]"
+                                   f".filter(c => c.textContent.includes('selected')).length >= {i + 1}",
+                                   timeout=60_000)  # a loaded machine: the rerun after a lasso can take seconds
             wait_complete(page)
             assert page.locator('[data-testid="stException"]').count() == 0
         pca = selection_captions(page)
