@@ -167,6 +167,7 @@ def test_no_checkpoints_page(monkeypatch, tmp_path):
     assert not at.exception
     assert at.title[0].value == "No runs found"
     assert "python -m core train" in " ".join(m.value for m in at.markdown)
+    assert str(tmp_path) not in at.warning[0].value and "empty" in at.warning[0].value  # no machine path
     goto(at, "concepts")
 
 

@@ -2,16 +2,19 @@
 
 import streamlit as st
 
+from dashboard import components as ui
 from dashboard import data
 
 st.title("No runs found")
-st.warning(f"There are no VAE or GAN runs under `{data.checkpoint_dir()}` or `{data.runs_dir()}`.")
+# folder names as the server's settings spell them, cut to their last parts: no machine paths on screen
+st.warning(ui.short_paths(f"There are no VAE or GAN runs under `{data.checkpoint_dir()}` or `{data.runs_dir()}`."))
 st.markdown("""
 Train the default pair (MNIST must be under `--data-dir`, or pass `--download` with internet access):
 
 ```bash
-python -m core train --model vae --epochs 30 --data-dir data --out checkpoints/mnist-vae
-python -m core train --model gan --epochs 20 --data-dir data --out checkpoints/mnist-gan
+python -m core train --model classifier --epochs 4 --data-dir data --out checkpoints/mnist-classifier
+python -m core train --model vae --epochs 50 --lr-schedule cosine --data-dir data --out checkpoints/mnist-vae
+python -m core train --model gan --epochs 200 --time-budget 3000 --keep-best --data-dir data --out checkpoints/mnist-gan
 ```
 
 or pull published runs from the Hugging Face Hub:
