@@ -1,6 +1,6 @@
 """GAN recipe ablation: each stabiliser added in turn at one fixed training budget, then evaluated.
 
-    python bench/gan_ablation.py --data-dir ../shared/data --epochs 3 --out /tmp/ablation
+    python bench/gan_ablation.py --data-dir ../shared/data --epochs 3 --out ablation
 
 Trains every variant on MNIST with the same seed and the per-epoch quality check, and prints a Markdown
 table of that check at epoch --epochs: Frechet distance, precision, recall, class KL to uniform, smallest
