@@ -23,10 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core import data  # noqa: E402
 from core.checkpoint import load_model, read_config, read_history  # noqa: E402
 from core.evaluate import QualityProbe  # noqa: E402
+from core.models.gan import LEGACY  # noqa: E402
 
 PRECISION_GOAL = 0.85
-OLD_RECIPE = {"preset": "conv", "width": 32, "latent_dim": 32, "loss": "non-saturating", "d_norm": "batch",
-              "ema": 0.0, "d_lr_ratio": 1.0, "mbstd": False, "encoder_epochs": 0}
+# the recipe before the stabilisers existed: what a config.json without them means (core.models.gan.LEGACY)
+OLD_RECIPE = {"preset": "conv", "width": 32, "latent_dim": 32, "loss": "non-saturating", **LEGACY}
 
 
 def first_reach(values: list[float], minutes: list[float], ok) -> str:

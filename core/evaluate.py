@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from core import checkpoint, data, metrics
 from core.data import to_float
 from core.models import kind_of
+from core.models.layers import evaluating
 
 NEAREST_PNG = "nearest.png"
 NEAREST_COUNT = 8
@@ -87,6 +88,15 @@ def reconstruction_mse(model, images: torch.Tensor, batch_size: int = 256) -> fl
         x = to_float(images[i:i + batch_size].to(device))
         total += F.mse_loss(model.reconstruct(x), x, reduction="none").flatten(1).mean(1).sum().item()
     return total / len(images)
+
+
+def sample_scores(real_feats, real_radii, fake_feats, fake_probs, knn_k: int) -> tuple[dict[str, float], dict]:
+    """Frechet distance, precision, recall and class KL of one sample set (and its class coverage), the
+    scores evaluate_run reports per seed and QualityProbe after every epoch."""
+    p, r = metrics.precision_recall(real_feats, fake_feats, knn_k, real_radii=real_radii)
+    cov = metrics.class_coverage(fake_probs)
+    return ({"frechet_distance": metrics.frechet_distance(real_feats, fake_feats), "precision": p, "recall": r,
+             "class_kl_to_uniform": cov["kl_to_uniform"]}, cov)
 
 
 def summary(values: list[float]) -> dict:
@@ -170,13 +180,10 @@ def evaluate_run(
         step(f"samples, seed {seed}")
         fake = generate(model, samples, seed)
         fake_feats, fake_probs = classify(clf, fake)
-        per_seed["frechet_distance"].append(metrics.frechet_distance(real_feats, fake_feats))
+        scores, cov = sample_scores(real_feats, real_radii, fake_feats, fake_probs, knn_k)
+        for k, v in scores.items():
+            per_seed[k].append(v)
         per_seed["kid"].append(metrics.kid(real_feats, fake_feats, kid_subsets, kid_subset_size, seed=seed)[0])
-        p, r = metrics.precision_recall(real_feats, fake_feats, knn_k, real_radii=real_radii)
-        per_seed["precision"].append(p)
-        per_seed["recall"].append(r)
-        cov = metrics.class_coverage(fake_probs)
-        per_seed["class_kl_to_uniform"].append(cov["kl_to_uniform"])
         per_seed["mean_confidence"].append(cov["mean_confidence"])
         hists.append(cov["histogram"])
         queries = fake[:nn_queries]
@@ -284,18 +291,11 @@ class QualityProbe:
 
     @torch.no_grad()
     def __call__(self, model) -> dict[str, float]:
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(model):
             fake = generate(model, self.samples, seed=0)
-        finally:
-            model.train(was_training)
-        feats, probs = classify(self.clf, fake)
-        p, r = metrics.precision_recall(self.real_feats, feats, self.knn_k, real_radii=self.real_radii)
-        cov = metrics.class_coverage(probs)
-        fd = metrics.frechet_distance(self.real_feats, feats)
-        return {"frechet_distance": fd, "precision": p, "recall": r, "class_kl_to_uniform": cov["kl_to_uniform"],
-                "min_class_share": min(cov["histogram"]), "max_class_share": max(cov["histogram"]), "score": fd}
+        scores, cov = sample_scores(self.real_feats, self.real_radii, *classify(self.clf, fake), self.knn_k)
+        return {**scores, "min_class_share": min(cov["histogram"]), "max_class_share": max(cov["histogram"]),
+                "score": scores["frechet_distance"]}
 
 
 # --- command line ------------------------------------------------------------------------------------

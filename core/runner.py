@@ -79,6 +79,7 @@ def train_run(
     encoder_time = None
     if kind == "gan" and model.config.encoder_epochs:  # E after the GAN, against the kept generator
         t = time.perf_counter()
+        # fresh optimizers: a cosine schedule in fit has annealed E's learning rate to 0 with the others
         model.configure_optimizers(cfg.lr or model.default_lr, model.default_betas)
         result["history"]["encoder"] = model.fit_encoder(train[0], cfg.batch_size,
                                                          torch.Generator().manual_seed(cfg.seed + 2))

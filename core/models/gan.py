@@ -140,7 +140,7 @@ class GAN(nn.Module):
         # G_ema: never trained by gradients, always in eval mode (its batch norm uses averaged statistics)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if c.ema > 0 else None
         self.ema_updates = 0
-        self.encoder_trained = c.encoder_epochs == 0  # trained alongside G, or not yet
+        self.encoder_trained = True  # False only between the start of training and fit_encoder
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     def train(self, mode: bool = True) -> GAN:
@@ -172,6 +172,8 @@ class GAN(nn.Module):
 
     # --- training ------------------------------------------------------------------------------
     def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
+        # training starts: with E trained after the GAN, E reports nothing until fit_encoder has run
+        self.encoder_trained = self.config.encoder_epochs == 0
         self.optimizers = {
             "d": torch.optim.Adam(self.discriminator.parameters(), lr=lr * self.config.d_lr_ratio, betas=betas),
             "g": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
