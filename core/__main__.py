@@ -64,19 +64,22 @@ def cmd_train(args) -> None:
     check_device(args.device)
     from tqdm import tqdm
 
+    from core import families
     from core.runner import train_run
     from core.train import TrainConfig
 
-    model_config = {"preset": args.preset} if args.model != "classifier" else {}
-    if args.latent_dim is not None:
-        model_config["latent_dim"] = args.latent_dim
-    if args.width is not None:
-        model_config["width"] = args.width
-    for name in ("loss", "d_norm", "ema", "d_lr_ratio", "mbstd"):  # GAN options; None = the model's default
-        if getattr(args, name) is not None:
-            if args.model != "gan":
-                raise UsageError(f"--{name.replace('_', '-')} is a GAN option")
-            model_config[name] = getattr(args, name)
+    family = families.get(args.model)
+    fields = family.config_fields()
+    model_config = {"preset": args.preset} if "preset" in fields else {}
+    for name in MODEL_OPTIONS:  # None = the model's default; an option its config lacks is an error
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name not in fields:
+            owners = [f.label for f in families.FAMILIES.values() if name in f.config_fields()]
+            raise UsageError(f"--{name.replace('_', '-')} is not an option of the {family.label} "
+                             f"(it is one of: {', '.join(owners) or 'no model'})")
+        model_config[name] = value
     if args.threads:
         import torch
 
@@ -85,7 +88,7 @@ def cmd_train(args) -> None:
                       device=args.device, time_budget_s=args.time_budget, lr_schedule=args.lr_schedule,
                       keep_best=args.keep_best)
     quality = None
-    if args.model != "classifier" and args.quality != "none":
+    if family.generative and args.quality != "none":
         quality = Path(args.quality or Path(DEFAULT_ROOT) / f"{args.dataset}-classifier")
         if args.quality is None and not quality.is_dir():
             quality = None  # no committed classifier for this data set: train without the per-epoch check
@@ -165,7 +168,9 @@ def cmd_evaluate(args) -> None:
     run = find_run(args.root, args.run)
     cfg = checkpoint.read_config(run)
     clf = find_run(args.root, args.classifier or f"{cfg['dataset']['name']}-classifier")
-    likelihood = cfg["model"] == "vae" and args.iwae_k > 0
+    from core import families
+
+    likelihood = families.get(cfg["model"]).has_likelihood and args.iwae_k > 0
     # stages: load, real features, one per seed, reconstruction, [IWAE], reference
     bar = tqdm(total=4 + len(args.seeds) + likelihood, unit="stage", dynamic_ncols=True, desc="load")
     started = []
@@ -198,7 +203,13 @@ def cmd_pull(args) -> None:
     print(f"pulled {args.repo} into {path}")
 
 
+# model_config fields the train command sets from flags (each family takes the ones its config has)
+MODEL_OPTIONS = ("latent_dim", "width", "loss", "d_norm", "ema", "d_lr_ratio", "mbstd")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from core import datasets, families  # torch-free records: --help stays quick
+
     p = argparse.ArgumentParser(prog="python -m core", description=__doc__, formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
@@ -206,10 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
 
     t = command("train", "train a model and write a run folder")
-    t.add_argument("--model", choices=["vae", "gan", "classifier"], required=True, help="model family")
-    t.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist", help="data set")
-    t.add_argument("--preset", choices=["conv", "seed"], default="conv",
-                   help="architecture: conv (small conv nets) or seed (dense nets)")
+    t.add_argument("--model", choices=families.names(), required=True, help="model family")
+    t.add_argument("--dataset", choices=datasets.names(), default="mnist", help="data set")
+    presets = sorted({p for f in families.FAMILIES.values() for p in f.presets})
+    t.add_argument("--preset", choices=presets, default="conv",
+                   help="architecture: conv (small conv nets) or seed (dense nets), where the family has presets")
     t.add_argument("--epochs", type=int, default=10, help="passes over the training set")
     t.add_argument("--batch-size", type=int, default=128, help="images per step")
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the model's)")

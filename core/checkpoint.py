@@ -10,7 +10,6 @@ raises CheckpointError naming the file, relative to the runs folder, and what is
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import shutil
@@ -23,6 +22,8 @@ import numpy as np
 import torch
 
 from core import validate
+from core.files import replacing, write_json
+from core.run_config import FORMAT_VERSION  # noqa: F401  (re-exported)
 from core.validate import (  # noqa: F401  (re-exported: the names every reader uses)
     CONFIG,
     EMBEDDING_KEYS,
@@ -35,8 +36,6 @@ from core.validate import (  # noqa: F401  (re-exported: the names every reader 
     CheckpointError,
     check_run,
 )
-
-FORMAT_VERSION = 1
 
 
 # --- paths -------------------------------------------------------------------------------------
@@ -100,26 +99,6 @@ def device_name(device: torch.device) -> str:
 
 
 # --- writing -----------------------------------------------------------------------------------
-def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")
-
-
-@contextlib.contextmanager
-def replacing(dest: Path):
-    """Yield a temporary path beside `dest`; when the block succeeds it replaces `dest` in one rename
-    (a reader never sees half a file), when it fails it is removed."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}-", suffix=dest.suffix, dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a run is meant to be shared
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_png(path: str | os.PathLike, grid: np.ndarray) -> None:
     """A uint8 (H, W) grid as a grayscale PNG, replaced atomically."""
     from PIL import Image
@@ -148,17 +127,17 @@ def save_run(
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; a run is meant to be shared
     try:
-        _write_json(tmp / CONFIG, config)
+        write_json(tmp / CONFIG, config)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS), metadata={"model": config["model"], "format": str(FORMAT_VERSION)})
-        _write_json(tmp / HISTORY, history)
+        write_json(tmp / HISTORY, history)
         (tmp / SAMPLES).mkdir()
         for epoch, grid in sorted((grids or {}).items()):
             write_png(tmp / SAMPLES / f"epoch_{epoch:03d}.png", grid)
         if embeddings is not None:
             write_embeddings(tmp, embeddings)
         if metrics is not None:
-            _write_json(tmp / METRICS, metrics)
+            write_json(tmp / METRICS, metrics)
         move_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -189,8 +168,7 @@ def write_metrics(path: str | os.PathLike, metrics: dict) -> None:
     """Replace metrics.json of an existing run atomically."""
     path = Path(path)
     read_config(path)
-    with replacing(path / METRICS) as tmp:
-        _write_json(tmp, metrics)
+    write_json(path / METRICS, metrics)
 
 
 # --- reading (every reader checks through core.validate) -------------------------------------------

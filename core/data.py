@@ -13,16 +13,9 @@ from pathlib import Path
 
 import torch
 
-# name -> (torchvision class name, folder under the data root, class names)
-DATASETS = {
-    "mnist": ("MNIST", "MNIST", [str(d) for d in range(10)]),
-    "fashion-mnist": (
-        "FashionMNIST",
-        "FashionMNIST",
-        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-    ),
-}
+from core import datasets
+from core.datasets import DATASETS  # noqa: F401  (re-exported: name -> DataSet record)
+
 RAW_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
@@ -37,18 +30,16 @@ def default_root() -> Path:
 
 
 def class_names(name: str) -> list[str]:
-    return DATASETS[_check_name(name)][2]
-
-
-def _check_name(name: str) -> str:
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    return name
+    return list(datasets.get(name).class_names)
 
 
 def is_available(name: str, root: str | os.PathLike | None = None) -> bool:
-    """True when the four raw files (plain or .gz) are under root/<Folder>/raw."""
-    raw = Path(root or default_root()) / DATASETS[_check_name(name)][1] / "raw"
+    """True when the data set can be read without a download: for torchvision's data sets, the four raw
+    files (plain or .gz) under root/<folder>/raw; a data set with its own loader is always available."""
+    ds = datasets.get(name)
+    if ds.loader is not None:
+        return True
+    raw = Path(root or default_root()) / ds.folder / "raw"
     return all((raw / f).exists() or (raw / f"{f}.gz").exists() for f in RAW_FILES)
 
 
@@ -59,15 +50,19 @@ def load_split(
     download: bool = False,
     device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (images uint8 (N, 1, 28, 28), labels int64 (N,)) of one split, on `device`.
+    """Return (images uint8 (N, C, H, W), labels int64 (N,)) of one split, on `device`.
 
-    Reads torchvision's layout (root/MNIST/raw/...). Downloads only when `download` is true;
-    otherwise a missing data set raises DataMissingError saying where it looked.
+    Reads torchvision's layout (root/MNIST/raw/...), or calls the data set's own loader. Downloads only
+    when `download` is true; otherwise a missing data set raises DataMissingError saying where it looked.
     """
     import torchvision
 
-    cls_name, folder, _ = DATASETS[_check_name(name)]
+    ds = datasets.get(name)
     root = Path(root or default_root())
+    if ds.loader is not None:
+        images, labels = ds.loader(root, train, download)
+        return images.to(device), labels.to(device)
+    cls_name, folder = ds.torchvision, ds.folder
     if not download and not is_available(name, root):
         raise DataMissingError(
             f"{name}: no data under {(root / folder / 'raw').resolve()} "
@@ -75,11 +70,11 @@ def load_split(
             f"{folder}/raw/, or pass --download on a machine with internet access."
         )
     try:
-        ds = getattr(torchvision.datasets, cls_name)(str(root), train=train, download=download)
+        tv = getattr(torchvision.datasets, cls_name)(str(root), train=train, download=download)
     except (RuntimeError, OSError) as err:  # torchvision raises RuntimeError when a download fails
         raise DataMissingError(f"{name}: could not load or download into {root.resolve()}: {err}") from err
-    images = ds.data.unsqueeze(1).contiguous()  # (N, 1, 28, 28) uint8
-    labels = ds.targets.long()
+    images = tv.data.unsqueeze(1).contiguous()  # (N, 1, 28, 28) uint8
+    labels = tv.targets.long()
     return images.to(device), labels.to(device)
 
 
@@ -126,11 +121,13 @@ def batches(
         yield to_float(images[idx]), labels[idx]
 
 
-def synthetic_split(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def synthetic_split(n: int = 256, seed: int = 0, size: int = 28, classes: int = 10
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Small fake data set for tests: class k is a bright bar at a k-dependent position."""
     g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 10, (n,), generator=g)
-    images = torch.randint(0, 40, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, classes, (n,), generator=g)
+    images = torch.randint(0, 40, (n, 1, size, size), generator=g, dtype=torch.uint8)
+    step = max(1, (size - 6) // classes)
     for i, k in enumerate(labels.tolist()):
-        images[i, 0, 2 + 2 * k: 5 + 2 * k, 4:24] = 255
+        images[i, 0, 2 + step * k: 5 + step * k, size // 7: size - size // 7] = 255
     return images, labels

@@ -22,9 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core import checkpoint, data, metrics
+from core import checkpoint, data, families, metrics
 from core.data import to_float
-from core.models import kind_of
 from core.models.layers import evaluating
 
 NEAREST_PNG = "nearest.png"
@@ -48,7 +47,7 @@ def load_classifier(path: str | os.PathLike):
         config = checkpoint.read_config(path)
     except checkpoint.CheckpointError as err:
         raise checkpoint.CheckpointError(f"evaluation classifier {path}: {err}") from err
-    if kind_of(model) != "classifier":
+    if config["model"] != "classifier":
         raise checkpoint.CheckpointError(f"evaluation classifier {path}: is a {config['model']} run, not a classifier "
                                          "(train one with: python -m core train --model classifier)")
     return model.to(memory_format=torch.channels_last), config
@@ -147,8 +146,10 @@ def evaluate_run(
     if iwae_k is not None and iwae_k < 1:
         raise ValueError(f"iwae_k must be >= 1 or None, got {iwae_k}")
     cfg = checkpoint.check_run(run_path).config  # the whole folder, as show and the dashboard check it
-    if cfg["model"] not in ("vae", "gan"):
-        raise ValueError(f"{run_path}: evaluate needs a vae or gan run, this is a {cfg['model']} run")
+    family = families.get(cfg["model"])
+    if not family.generative:
+        kinds = " or ".join(f.name for f in families.generative())
+        raise ValueError(f"{run_path}: evaluate needs a {kinds} run, this is a {cfg['model']} run")
     model = checkpoint.load_model(run_path).to(memory_format=torch.channels_last)  # see load_classifier
     clf, clf_cfg = load_classifier(classifier_path)
     dataset, clf_dataset = cfg["dataset"]["name"], clf_cfg["dataset"]["name"]
@@ -199,10 +200,11 @@ def evaluate_run(
     out = {k: summary(v) for k, v in per_seed.items()}
     test_nn, _ = metrics.nearest_neighbours(test_images[:nn_queries], nn_train)
     out["nn_dist_test_to_train"] = summary([test_nn.mean().item()])
-    out["reconstruction_mse"] = summary([reconstruction_mse(model, test_images[:n_test])])
+    if family.has_encoder:
+        out["reconstruction_mse"] = summary([reconstruction_mse(model, test_images[:n_test])])
     times["reconstruction"] = time.perf_counter() - t
     n_iwae = None
-    if cfg["model"] == "vae" and iwae_k is not None:
+    if family.has_likelihood and iwae_k is not None:
         step("IWAE bound")
         t = time.perf_counter()
         # other test images for each seed, so the spread over seeds includes which images were drawn
@@ -263,9 +265,9 @@ def evaluate_run(
         "lower_is_better": {name: LOWER_IS_BETTER[name] for name in out},
     }
     if write:
-        from core.train import make_grid
+        from core.images import make_grid
 
-        checkpoint.write_png(run_path / NEAREST_PNG, make_grid(to_float(nearest_grid), nrow=NEAREST_COUNT))
+        checkpoint.write_png(run_path / NEAREST_PNG, make_grid(nearest_grid.numpy(), nrow=NEAREST_COUNT))
         stored = checkpoint.read_metrics(run_path) or {}
         checkpoint.write_metrics(run_path, {**stored, "evaluation": evaluation})
     return evaluation

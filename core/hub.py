@@ -18,17 +18,14 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from core import validate
+from core import datasets, families, validate
 from core.checkpoint import CheckpointError, Run, list_runs, load_run, move_into_place, run_path
 
 ALLOWED = ("*.safetensors", "*.json", "*.png", "*.npz")  # the hub's allow_patterns ('*' spans folders)
 SUFFIXES = {".safetensors", ".json", ".png", ".npz"}
 HUB_RUNS = "HUB_RUNS"  # env var: comma-separated repo ids the dashboard pulls at start-up
-DATASETS = {"mnist": "ylecun/mnist", "fashion-mnist": "zalando-datasets/fashion_mnist"}  # Hub dataset ids
-PAPERS = {
-    "vae": 'Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014. https://arxiv.org/abs/1312.6114',
-    "gan": 'Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014. https://arxiv.org/abs/1406.2661',
-}
+# a string that is (or holds) a path of the machine that wrote it: "/…", "~/…", "C:\…", "\\server\…", "…/home/…"
+ABSOLUTE_PATH = re.compile(r"^(?:/|~[/\\]|[A-Za-z]:[/\\]|\\\\)|[/\\](?:home|Users|root)[/\\]")
 
 
 class HubError(Exception):
@@ -99,12 +96,13 @@ def model_card(run: Run, repo_id: str):
     from huggingface_hub import ModelCard, ModelCardData
 
     c = run.config
-    kind, dataset = c["model"], c.get("dataset", {}).get("name", "mnist")
-    generative = kind in PAPERS
+    kind, dataset = c["model"], c["dataset"]["name"]
+    family, hub_id = families.get(kind), datasets.get(dataset).hub_id
+    generative = family.generative
     data = ModelCardData(
         library_name="pytorch",
         tags=["pytorch", "safetensors", kind, dataset] + (["generative-model"] if generative else []),
-        datasets=[DATASETS[dataset]] if dataset in DATASETS else None,
+        datasets=[hub_id] if hub_id else None,
         pipeline_tag="unconditional-image-generation" if generative else "image-classification",
         model_name=repo_id.split("/")[-1],
     )
@@ -133,12 +131,32 @@ def model_card(run: Run, repo_id: str):
               "```python", "from core.checkpoint import load_run", "from core.hub import pull_run", "",
               f'run = load_run(pull_run("{repo_id}", "checkpoints"))', "run.model  # the nn.Module, in eval mode",
               "```", ""]
-    if kind in PAPERS:
-        lines += ["## Citation", "", PAPERS[kind], ""]
+    if family.paper:
+        lines += ["## Citation", "", family.paper, ""]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
 # --- push / pull -------------------------------------------------------------------------------
+def absolute_paths(folder: str | os.PathLike, files: list[Path]) -> list[str]:
+    """"<file>: <key> = '<value>'" for every JSON string among `files` that looks like a machine's path."""
+    found = []
+
+    def walk(v, where: str, rel: str) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, f"{where}.{k}" if where else str(k), rel)
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(x, f"{where}[{i}]", rel)
+        elif isinstance(v, str) and ABSOLUTE_PATH.search(v):
+            found.append(f"{rel}: {where} = {v[:80]!r}")
+
+    for rel in files:
+        if rel.suffix == ".json":
+            walk(json.loads((Path(folder) / rel).read_text()), "", rel.as_posix())
+    return found
+
+
 def push_run(run_path: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = False,
              revision: str | None = None) -> str:
     """Upload a run folder (allowed files + a model card) to the model repo `repo_id`; returns its URL.
@@ -156,8 +174,13 @@ def push_run(run_path: str | os.PathLike, repo_id: str, token: str | None = None
         raise HubError(f"cannot push {folder}: HF_HUB_OFFLINE is set")
     if not (token or hf.get_token()):
         raise HubError("no Hugging Face token: pass one, set HF_TOKEN or run `hf auth login`")
+    files = shareable_files(folder)
+    paths = absolute_paths(folder, files)
+    if paths:  # a published run must not say where it sat on the machine that made it
+        raise HubError(f"refusing to push {folder.name}: it holds absolute paths ({'; '.join(paths[:5])}). "
+                       "Remove them (config.json format 2 records the data set by name and sha256 only).")
     with tempfile.TemporaryDirectory(prefix="hub-push-") as tmp:
-        _copy(folder, Path(tmp), shareable_files(folder))
+        _copy(folder, Path(tmp), files)
         model_card(run, repo_id).save(Path(tmp) / "README.md")
         try:
             api = hf.HfApi(token=token)

@@ -52,14 +52,16 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from core import datasets, families
+from core.checks import LATENT_DIM_DEFAULT, LATENT_DIM_RANGE, check_int
+from core.files import write_json
+
 REPO = Path(__file__).resolve().parents[1]
-MODELS = ("vae", "gan")
-DATASETS = ("mnist", "fashion-mnist")
-PRESETS = ("conv", "seed")
 KINDS = ("train", "evaluate")
-# The form's fields and their defaults: the dense preset trains an MNIST epoch in seconds on a CPU.
+# The form's fields and their defaults: the dense preset trains an MNIST epoch in seconds on a CPU. The model
+# families (core.families: generative ones) and data sets (core.datasets) are read from their records.
 DEFAULT_SPEC = {"model": "vae", "dataset": "mnist", "preset": "seed", "epochs": 3, "batch_size": 128,
-                "lr": None, "latent_dim": 32, "seed": 0}  # lr None = the model's default (VAE 1e-3, GAN 2e-4)
+                "lr": None, "latent_dim": LATENT_DIM_DEFAULT, "seed": 0}  # lr None = the model's default
 # Not offered by the page: `synthetic` = train on N fake images (tests), `limit` = first N images of each split.
 DEBUG_KEYS = ("synthetic", "limit")
 ACTIVE = ("queued", "running")
@@ -72,12 +74,19 @@ QUEUE_LOCK_S = 10.0  # every step under queue.lock is short: file reads and writ
 SPAWN_GRACE_S = 3.0  # a dispatcher started this recently and still alive is left to take the lock
 NICE = 10  # the dispatcher and the jobs run at this lower CPU priority than the web server
 EVAL_SAMPLES, EVAL_SEEDS = 2000, (0,)  # the Retrain page's quick evaluation
-# Seconds per epoch on full MNIST (2-core CPU, one thread) for the wait estimate until jobs of the same
-# kind have finished here; then the newest finished one of the same model, preset and data set is used.
-EPOCH_S = {("vae", "seed"): 3.0, ("gan", "seed"): 10.0, ("vae", "conv"): 20.0, ("gan", "conv"): 45.0}
 TAIL_S = {"train": 15.0, "evaluate": 45.0}  # start-up, latent map and saving / the whole evaluation
-RUN_RE = re.compile(r"^ui-(?:vae|gan)-(?:mnist|fashion-mnist)-(\d{8}-\d{6})(?:-(\d+))?$")
 JOB_ID_RE = re.compile(r"^\d{8}-\d{6}-\d{3}$")
+
+
+def models() -> list[str]:
+    """The families a visitor may train: the generative ones."""
+    return [f.name for f in families.generative()]
+
+
+def run_re() -> re.Pattern:
+    """Names of the runs the Retrain page writes: ui-<model>-<data set>-<YYYYmmdd-HHMMSS>[-N]."""
+    alt = lambda names: "|".join(re.escape(n) for n in names)  # noqa: E731
+    return re.compile(rf"^ui-(?:{alt(models())})-(?:{alt(datasets.names())})-(\d{{8}}-\d{{6}})(?:-(\d+))?$")
 
 
 class JobError(RuntimeError):
@@ -107,8 +116,8 @@ class Caps:
     max_epochs: int = 5
     min_batch: int = 16
     max_batch: int = 512
-    min_latent: int = 2
-    max_latent: int = 128
+    min_latent: int = LATENT_DIM_RANGE[0]
+    max_latent: int = 128  # of the models' LATENT_DIM_RANGE: a bigger z only slows a short CPU run
     min_lr: float = 1e-5
     max_lr: float = 1e-2
     allow_conv: bool = True  # the conv preset is ~10x slower per epoch on a CPU
@@ -125,7 +134,8 @@ class Caps:
 
     def __post_init__(self):
         ok = (1 <= self.max_epochs and 1 <= self.min_batch <= self.max_batch
-              and 2 <= self.min_latent <= self.max_latent <= 512 and 0 < self.min_lr <= self.max_lr <= 1.0
+              and LATENT_DIM_RANGE[0] <= self.min_latent <= self.max_latent <= LATENT_DIM_RANGE[1]
+              and 0 < self.min_lr <= self.max_lr <= 1.0
               and self.keep_runs >= 1 and self.threads >= 1 and self.embed_size >= 10
               and 0 < self.time_budget_s <= 1e7 and self.min_free_mb >= 0 and 1 <= self.max_queue <= 1000)
         if not ok:
@@ -153,11 +163,6 @@ class Caps:
 
 
 # --- the spec ------------------------------------------------------------------------------------
-def _int(name: str, value, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be a whole number in [{lo}, {hi}], got {value!r}")
-
-
 def validate_spec(spec: dict, caps: Caps | None = None) -> dict:
     """The spec with defaults filled in; ValueError naming the first bad field."""
     caps = caps or Caps.from_env()
@@ -165,22 +170,25 @@ def validate_spec(spec: dict, caps: Caps | None = None) -> dict:
     if unknown:
         raise ValueError(f"unknown field(s) {unknown}; known: {sorted(DEFAULT_SPEC)}")
     s = {**DEFAULT_SPEC, **spec}
-    for name, choices in (("model", MODELS), ("dataset", DATASETS), ("preset", PRESETS)):
+    for name, choices in (("model", models()), ("dataset", datasets.names())):
         if s[name] not in choices:
             raise ValueError(f"{name} must be one of {list(choices)}, got {s[name]!r}")
+    presets = families.get(s["model"]).presets
+    if s["preset"] not in presets:
+        raise ValueError(f"preset must be one of {list(presets)}, got {s['preset']!r}")
     if s["preset"] == "conv" and not caps.allow_conv:
         raise ValueError("preset 'conv' is disabled on this server (RETRAIN_ALLOW_CONV); choose 'seed'")
-    _int("epochs", s["epochs"], 1, caps.max_epochs)
-    _int("batch_size", s["batch_size"], caps.min_batch, caps.max_batch)
-    _int("latent_dim", s["latent_dim"], caps.min_latent, caps.max_latent)
-    _int("seed", s["seed"], 0, 2**31 - 1)
+    check_int("epochs", s["epochs"], 1, caps.max_epochs)
+    check_int("batch_size", s["batch_size"], caps.min_batch, caps.max_batch)
+    check_int("latent_dim", s["latent_dim"], caps.min_latent, caps.max_latent)
+    check_int("seed", s["seed"], 0, 2**31 - 1)
     lr = s["lr"]
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))
                            or not caps.min_lr <= lr <= caps.max_lr):
         raise ValueError(f"lr must be a number in [{caps.min_lr:g}, {caps.max_lr:g}] (or None), got {lr!r}")
     for name in DEBUG_KEYS:
         if s.get(name) is not None:
-            _int(name, s[name], 16, 100_000)
+            check_int(name, s[name], 16, 100_000)
     return s
 
 
@@ -251,16 +259,7 @@ def is_owner(status: dict | None, token: str | None) -> bool:
 
 # --- small file helpers --------------------------------------------------------------------------
 def _write_json(path: Path, obj) -> None:
-    """Write a temp file beside `path`, then rename: a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, allow_nan=False)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json(path, obj, indent=None)  # compact: status.json is rewritten every second
 
 
 def _read_json(path: Path) -> dict:
@@ -382,7 +381,7 @@ def list_jobs(jobs_dir) -> list[dict]:
 
 
 def _estimate_s(job: dict, done: list[dict]) -> float:
-    """Expected run time of a job from its spec: the newest finished job like it, else EPOCH_S."""
+    """Expected run time of a job from its spec: the newest finished job like it, else its family's epoch_s."""
     s = job.get("spec", {})
     if job.get("kind") == "evaluate":
         same = [d for d in done if d.get("kind") == "evaluate" and d.get("job_s")]
@@ -395,7 +394,9 @@ def _estimate_s(job: dict, done: list[dict]) -> float:
             per_epoch = d["elapsed_s"] / d["epoch"]
             break
     else:
-        per_epoch = EPOCH_S.get((s.get("model"), s.get("preset")), 10.0) * (s.get("synthetic") or 60_000) / 60_000
+        known = families.FAMILIES.get(s.get("model"))
+        epoch_s = known.epoch_s.get(s.get("preset"), 10.0) if known else 10.0
+        per_epoch = epoch_s * (s.get("synthetic") or 60_000) / 60_000
     budget = job.get("time_budget_s") or 1e7
     return min(per_epoch * s.get("epochs", 1), budget) + TAIL_S["train"]
 
@@ -532,7 +533,7 @@ def start_evaluation(run: str, runs_dir, classifier, jobs_dir=None, data_dir=Non
     """Queue a quick evaluation (EVAL_SAMPLES samples, one seed) of the retrained run `run` in runs_dir;
     it writes the run's metrics.json (shown on the Metrics page). `classifier`: the data set's classifier run."""
     caps = caps or Caps.from_env()
-    if not isinstance(run, str) or not RUN_RE.match(run):
+    if not isinstance(run, str) or not run_re().match(run):
         raise ValueError(f"only runs trained on the Retrain page can be evaluated here, not {run!r}")
     runs_dir = Path(runs_dir).resolve()
     if not (runs_dir / run / "config.json").is_file():
@@ -540,7 +541,7 @@ def start_evaluation(run: str, runs_dir, classifier, jobs_dir=None, data_dir=Non
     if not (Path(classifier) / "model.safetensors").is_file():
         raise JobError("this server has no evaluation classifier for that data set")
     if synthetic is not None:
-        _int("synthetic", synthetic, 16, 100_000)
+        check_int("synthetic", synthetic, 16, 100_000)
     jobs_dir = Path(jobs_dir or default_jobs_dir(runs_dir)).resolve()
     if synthetic is None:
         from core import data
@@ -654,7 +655,7 @@ def prune_runs(runs_dir, keep: int) -> list[str]:
 
     runs_dir = Path(runs_dir)
     ui = sorted((m.group(1), int(m.group(2) or 1), name) for name in list_runs(runs_dir)
-                if (m := RUN_RE.match(name)))
+                if (m := run_re().match(name)))
     doomed = [name for *_, name in ui[:max(0, len(ui) - keep)]]
     for name in doomed:
         # hide it first (one rename), so the dashboard never lists a half-deleted run

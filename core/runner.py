@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
-from core import checkpoint, data, embed
+from core import checkpoint, data, datasets, embed, families
 from core.models import build_model
+from core.run_config import DataRecord, RunConfig
 from core.train import TrainConfig, fit, resolve_device, seed_everything
 
 
@@ -39,7 +40,8 @@ def train_run(
     overwrite: bool = False,
     quality_classifier: str | Path | None = None,
 ) -> Path:
-    """Train a `kind` model ("vae", "gan", "classifier") and write its run folder to `out`.
+    """Train a model of family `kind` (core.families: "vae", "gan", "classifier", ...) and write its run
+    folder to `out`. The model's image shape (and a classifier's class count) come from the data set's record.
 
     `splits` = ((train_images, train_labels), (test_images, test_labels)) bypasses the data root
     (tests pass synthetic data). Raises before any training if `out` exists (unless overwrite), if the
@@ -53,18 +55,17 @@ def train_run(
         raise checkpoint.CheckpointError(f"{out} exists; choose another --out or pass --overwrite")
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    model = build_model(kind, model_config).to(device)
+    family = families.get(kind)
+    model = build_model(kind, for_dataset(family, model_config, datasets.get(dataset))).to(device)
     if splits is None:
         train, test = load_data(dataset, data_dir, device, download, limit)
         # by name and content, never by where it sat on this machine (config.json is published)
-        data_info = {"name": dataset, "root": None, "sha256": data.checksum(train, test),
-                     "train_size": len(train[0]), "test_size": len(test[0])}
+        data_info = DataRecord(dataset, data.checksum(train, test), len(train[0]), len(test[0]))
     else:
         train, test = (tuple(t.to(device) for t in s) for s in splits)
-        data_info = {"name": dataset, "root": None, "synthetic": True,
-                     "train_size": len(train[0]), "test_size": len(test[0])}
+        data_info = DataRecord(dataset, None, len(train[0]), len(test[0]), synthetic=True)
     probe = None
-    if quality_classifier is not None and kind != "classifier":
+    if quality_classifier is not None and family.generative:
         from core.evaluate import QualityProbe
 
         probe = QualityProbe(quality_classifier, train[0])
@@ -76,48 +77,60 @@ def train_run(
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     commit = checkpoint.git_commit()  # the code that trains, read now: the tree may move on during a long run
     result = fit(model, train, test, cfg, on_step=on_step, on_epoch=on_epoch, quality=probe)
+    # training after the main loop (a GAN's encoder, against the kept generator)
+    t = time.perf_counter()
+    after = model.fit_after(train[0], cfg.batch_size, torch.Generator().manual_seed(cfg.seed + 2))
     encoder_time = None
-    if kind == "gan" and model.config.encoder_epochs:  # E after the GAN, against the kept generator
-        t = time.perf_counter()
-        # fresh optimizers: a cosine schedule in fit has annealed E's learning rate to 0 with the others
-        model.configure_optimizers(cfg.lr or model.default_lr, model.default_betas)
-        result["history"]["encoder"] = model.fit_encoder(train[0], cfg.batch_size,
-                                                         torch.Generator().manual_seed(cfg.seed + 2))
+    if after is not None:
+        result["history"]["encoder"] = after
         encoder_time = round(time.perf_counter() - t, 2)
 
-    if kind == "classifier":
+    if not family.generative:
         embeddings, metrics = None, {"test": model.evaluate(*test)}
     else:
-        embeddings = embed.compute_embeddings(model, *test, size=embed_size)
+        embeddings = embed.compute_embeddings(model, *test, size=embed_size) if family.has_encoder else None
         # measured on the saved weights (the kept epoch's, with E trained), not read off the last epoch
         metrics = {"held_out": {k: round(v, 6) for k, v in model.evaluate(*test).items()},
                    "settings": {"split": "test", "images": len(test[0]), "seed": 0,
-                                "binarization": "dynamic, fixed seed" if kind == "vae" else None}}
-    config = {
-        "model": kind,
-        "class": type(model).__name__,
-        "model_config": dataclasses.asdict(model.config),
-        "train_config": dataclasses.asdict(cfg),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "dataset": data_info,
-        "seed": cfg.seed,
-        "device": checkpoint.device_name(device),
-        "started": started,
-        "wall_time_s": result["wall_time_s"],
-        "train_time_s": result["train_time_s"],  # the training loop without the per-epoch quality checks
-        "encoder_time_s": encoder_time,  # a GAN's encoder trained after the GAN
-        "quality_check": ({"classifier": Path(quality_classifier).name, "samples": probe.samples,
-                           "score": "frechet_distance"} if probe else None),
-        "best_epoch": result["best_epoch"],
-        "latent_map": ({"method": embed.TSNE_METHOD, "digits": len(embeddings["indices"]), "perplexity": 30.0}
-                       if embeddings is not None else None),
-        "epochs_completed": len(result["history"]["epochs"]["epoch"]),
-        "stopped_early": result["stopped_early"],
-        "versions": checkpoint.versions(),
-        "git_commit": commit,
-        "format": checkpoint.FORMAT_VERSION,
-    }
-    return checkpoint.save_run(out, model, config, result["history"], result["grids"], embeddings, metrics,
-                               overwrite=overwrite)
+                                "binarization": "dynamic, fixed seed" if family.has_likelihood else None}}
+    config = RunConfig(
+        model=kind,
+        model_class=type(model).__name__,
+        model_config=dataclasses.asdict(model.config),
+        train_config=dataclasses.asdict(cfg),
+        parameters=sum(p.numel() for p in model.parameters()),
+        dataset=data_info,
+        seed=cfg.seed,
+        device=checkpoint.device_name(device),
+        started=started,
+        wall_time_s=result["wall_time_s"],
+        train_time_s=result["train_time_s"],
+        encoder_time_s=encoder_time,
+        quality_check=({"classifier": Path(quality_classifier).name, "samples": probe.samples,
+                        "score": "frechet_distance"} if probe else None),
+        best_epoch=result["best_epoch"],
+        latent_map=({"method": embed.TSNE_METHOD, "digits": len(embeddings["indices"]), "perplexity": 30.0}
+                    if embeddings is not None else None),
+        epochs_completed=len(result["history"]["epochs"]["epoch"]),
+        stopped_early=result["stopped_early"],
+        versions=checkpoint.versions(),
+        git_commit=commit,
+    )
+    return checkpoint.save_run(out, model, config.to_dict(), result["history"], result["grids"], embeddings,
+                               metrics, overwrite=overwrite)
+
+
+def for_dataset(family: families.Family, model_config: dict | None, ds: datasets.DataSet) -> dict:
+    """The model config with the data set's image shape (and, for a model with `num_classes`, its class count)
+    filled in; a value given that contradicts the data set is an error."""
+    config = dict(model_config or {})
+    fields = family.config_fields()
+    wanted = {"image_size": ds.image_size, "channels": ds.channels, "num_classes": ds.num_classes}
+    for key, value in wanted.items():
+        if key not in fields:
+            continue
+        if config.setdefault(key, value) != value:
+            raise ValueError(f"{key}={config[key]} does not match data set {ds.name} ({key} {value})")
+    return config
 
 

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from core.data import batches
+from core.images import make_grid  # noqa: F401  (re-exported)
+from core.models.base import GenerativeModel
 from core.models.layers import check_range
 
 
@@ -69,19 +71,6 @@ def fixed_noise(n: int, latent_dim: int, seed: int, device) -> torch.Tensor:
     return torch.randn(n, latent_dim, generator=g).to(device)
 
 
-def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
-    """(B, 1, H, W) floats in [0, 1] -> one uint8 (rows, cols) image with `pad` black pixels between."""
-    b, _, h, w = images.shape
-    nrow = nrow or max(1, int(math.ceil(math.sqrt(b))))
-    ncol_rows = int(math.ceil(b / nrow))
-    grid = np.zeros((ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad), dtype=np.uint8)
-    arr = (images.detach().float().clamp(0, 1).cpu().numpy()[:, 0] * 255).round().astype(np.uint8)
-    for i in range(b):
-        r, c = divmod(i, nrow)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = arr[i]
-    return grid
-
-
 def _check_finite(losses: dict[str, float], epoch: int, step: int) -> None:
     for k, v in losses.items():
         if not math.isfinite(v):
@@ -110,19 +99,19 @@ def fit(
     ("best_epoch" in the result). Its time is not counted in the epochs' "time_s" (training time only).
     """
     device = train[0].device
-    model.configure_optimizers(cfg.lr or model.default_lr,
-                               (cfg.beta1 if cfg.beta1 is not None else model.default_betas[0],
-                                cfg.beta2 if cfg.beta2 is not None else model.default_betas[1]))
+    optimizers = model.configure_optimizers(cfg.lr or model.default_lr,
+                                            (cfg.beta1 if cfg.beta1 is not None else model.default_betas[0],
+                                             cfg.beta2 if cfg.beta2 is not None else model.default_betas[1]))
     shuffle_gen = torch.Generator().manual_seed(cfg.seed)
-    latent_dim = getattr(model.config, "latent_dim", None)
-    noise = fixed_noise(cfg.grid_size, latent_dim, cfg.seed, device) if latent_dim else None
+    generative = isinstance(model, GenerativeModel)  # draws a fixed-noise sample grid after every epoch
+    noise = fixed_noise(cfg.grid_size, model.latent_dim, cfg.seed, device) if generative else None
     steps: dict[str, list] = {"step": [], "epoch": []}
     epochs: dict[str, list] = {"epoch": [], "time_s": []}
     grids: dict[int, np.ndarray] = {}
     n_batches = math.ceil(train[0].shape[0] / cfg.batch_size)
     total_steps = cfg.epochs * n_batches
     schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-                  for opt in model.optimizers.values()] if cfg.lr_schedule == "cosine" else []
+                  for opt in optimizers.values()] if cfg.lr_schedule == "cosine" else []
     start = time.perf_counter()
     step, stopped_early = 0, False
     paused = 0.0  # seconds spent in quality checks, left out of the training clock
@@ -161,7 +150,7 @@ def fit(
                 epochs.setdefault(f"test/{k}", []).append(round(v, 6))
         if noise is not None:
             model.eval()
-            grids[epoch] = make_grid(model.sample(noise))
+            grids[epoch] = make_grid(model.sample(noise).cpu().numpy())
         if quality is not None:
             t = time.perf_counter()
             q = quality(model)

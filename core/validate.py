@@ -37,7 +37,7 @@ CONFIG, WEIGHTS, HISTORY, METRICS, EMBEDDINGS, SAMPLES = (
     "config.json", "model.safetensors", "history.json", "metrics.json", "embeddings.npz", "samples")
 NEAREST = "nearest.png"
 EMBEDDING_KEYS = ("indices", "labels", "codes", "tsne")
-OPTIONAL_EMBEDDING_KEYS = ("images",)  # (N, 28, 28) uint8 test digits
+OPTIONAL_EMBEDDING_KEYS = ("images",)  # (N, H, W) uint8 test digits
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 # Limits: an order of magnitude or more above the committed runs (config 1 KB, metrics 5 KB, history 1.4 MB
@@ -213,9 +213,9 @@ def _type_ok(value, hint) -> bool:
 def model_config(kind: str, mc: dict, rel: str = CONFIG):
     """The model's config object for a config.json `model_config`, built as load_model builds it (its class's
     `from_saved` when it has one): unknown fields, wrong types and out-of-range values are errors."""
-    from core.models import REGISTRY
+    from core import families
 
-    cfg_cls = REGISTRY[kind][1]
+    cfg_cls = families.get(kind).config_class()
     fields = {f.name for f in dataclasses.fields(cfg_cls)}
     unknown = sorted(set(mc) - fields)
     if unknown:
@@ -234,19 +234,27 @@ def model_config(kind: str, mc: dict, rel: str = CONFIG):
 
 
 def check_config(cfg, rel: str = CONFIG) -> dict:
-    """Schema of config.json (see core.runner.train_run, which writes it)."""
-    from core.data import DATASETS
-    from core.models import REGISTRY
+    """Schema of config.json (core.run_config.RunConfig, which core.runner.train_run writes). Returns the
+    config as the current format's dict (RunConfig.from_dict(...).to_dict())."""
+    from core import families
+    from core.datasets import DATASETS
+    from core.run_config import FORMAT_VERSION, READABLE_FORMATS, RunConfig
 
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{rel}: expected a JSON object, got {_kind(cfg)}")
+    fmt = cfg.get("format", 1)
+    if type(fmt) is not int or fmt not in READABLE_FORMATS:
+        newer = type(fmt) is int and fmt > FORMAT_VERSION
+        raise CheckpointError(f"{rel}: format {_short(fmt)} " + (
+            f"is newer than this code reads (formats {READABLE_FORMATS[0]}-{FORMAT_VERSION}): update the code"
+            if newer else f"is unknown (this code reads formats {READABLE_FORMATS[0]}-{FORMAT_VERSION})"))
     for key in ("model", "class", "model_config"):
         if key not in cfg:
             raise CheckpointError(f"{rel}: missing key {key!r}")
     kind = cfg["model"]
-    if not isinstance(kind, str) or kind not in REGISTRY:
-        raise CheckpointError(f"{rel}: unknown model {_short(kind)} (known: {sorted(REGISTRY)})")
-    if REGISTRY[kind][0].__name__ != cfg["class"]:
+    if not isinstance(kind, str) or kind not in families.FAMILIES:
+        raise CheckpointError(f"{rel}: unknown model {_short(kind)} (known: {sorted(families.FAMILIES)})")
+    if families.get(kind).model_class().__name__ != cfg["class"]:
         raise CheckpointError(f"{rel}: class {_short(cfg['class'])} does not match model {kind!r}")
     model_config(kind, _object(rel, "model_config", cfg["model_config"]), rel)
     for key in ("dataset", "parameters", "epochs_completed", "wall_time_s", "seed", "device", "git_commit"):
@@ -257,6 +265,8 @@ def check_config(cfg, rel: str = CONFIG) -> dict:
         raise CheckpointError(f"{rel}: dataset must be an object with a 'name', got {_kind(ds)} {_short(ds)}")
     if not isinstance(ds["name"], str) or ds["name"] not in DATASETS:
         raise CheckpointError(f"{rel}: unknown dataset {_short(ds['name'])} (known: {sorted(DATASETS)})")
+    if fmt >= 2 and "root" in ds:
+        raise CheckpointError(f"{rel}: dataset.root: format {fmt} records the data set by name and sha256, no path")
     _string(rel, "dataset.root", ds.get("root"), null=True)
     _string(rel, "dataset.sha256", ds.get("sha256"), null=True)
     for key in ("train_size", "test_size"):
@@ -279,7 +289,9 @@ def check_config(cfg, rel: str = CONFIG) -> dict:
         _string(rel, f"versions.{key}", v)
     _object(rel, "train_config", cfg.get("train_config"), null=True)
     _object(rel, "quality_check", cfg.get("quality_check"), null=True)
-    return cfg
+    _object(rel, "latent_map", cfg.get("latent_map"), null=True)
+    _number(rel, "encoder_time_s", cfg.get("encoder_time_s"), lo=0, null=True)
+    return RunConfig.from_dict(cfg).to_dict()
 
 
 def read_config(path: str | os.PathLike, label: str | None = None) -> dict:
@@ -378,9 +390,9 @@ def expected_tensors(cfg: dict) -> dict[str, tuple[tuple[int, ...], str]]:
     device (no memory is allocated, no weights initialised)."""
     import torch
 
-    from core.models import REGISTRY
+    from core import families
 
-    cls = REGISTRY[cfg["model"]][0]
+    cls = families.get(cfg["model"]).model_class()
     config = model_config(cfg["model"], cfg["model_config"])
     try:
         with torch.device("meta"):
@@ -476,7 +488,7 @@ def _zip_directory_ok(f, size: int, rel: str) -> None:
 
 
 def check_embeddings_file(f, size: int, rel: str, latent_dim: int | None = None,
-                          num_classes: int | None = None) -> dict[str, tuple]:
+                          num_classes: int | None = None, image_hw: tuple[int, int] = (28, 28)) -> dict[str, tuple]:
     """Check an open embeddings.npz without inflating an array: members, their uncompressed sizes, the
     .npy headers (plain numeric dtypes only: never pickled objects) and the shapes. Returns {key: shape}."""
     import numpy as np
@@ -538,8 +550,9 @@ def check_embeddings_file(f, size: int, rel: str, latent_dim: int | None = None,
         if latent_dim is not None and shapes["codes"][0][1] != latent_dim:
             raise CheckpointError(f"{rel}: codes are {shapes['codes'][0][1]}-d but the model's latent size is "
                                   f"{latent_dim}")
-        if "images" in shapes and (shapes["images"][0][1:] != (28, 28) or shapes["images"][1] != np.uint8):
-            raise CheckpointError(f"{rel}: images must be (N, 28, 28) uint8, got {shapes['images'][0]} "
+        if "images" in shapes and (shapes["images"][0][1:] != tuple(image_hw) or shapes["images"][1] != np.uint8):
+            raise CheckpointError(f"{rel}: images must be (N, {image_hw[0]}, {image_hw[1]}) uint8, "
+                                  f"got {shapes['images'][0]} "
                                   f"{shapes['images'][1]}")
         if shapes["labels"][1].kind not in "iu":
             raise CheckpointError(f"{rel}: labels must be integers, got {shapes['labels'][1]}")
@@ -562,10 +575,9 @@ def read_embeddings(path: str | os.PathLike, cfg: dict | None = None, label: str
     rel = _rel(path, EMBEDDINGS, label)
     if not path.is_dir():
         raise CheckpointError(f"{label_of(path, label)}: no such run folder")
-    latent_dim, num_classes = _latent_and_classes(cfg)
     f, size = open_regular(path / EMBEDDINGS, rel)
     with f:
-        check_embeddings_file(f, size, rel, latent_dim, num_classes)
+        check_embeddings_file(f, size, rel, *_embedding_shape(cfg))
         f.seek(0)
         try:
             with np.load(f, allow_pickle=False) as npz:
@@ -575,13 +587,16 @@ def read_embeddings(path: str | os.PathLike, cfg: dict | None = None, label: str
     return data
 
 
-def _latent_and_classes(cfg: dict | None) -> tuple[int | None, int | None]:
+def _embedding_shape(cfg: dict | None) -> tuple[int | None, int | None, tuple[int, int]]:
+    """(latent size, class count, image height and width) that a run's embeddings.npz must have."""
     if not cfg:
-        return None, None
-    from core.data import class_names
+        return None, None, (28, 28)
+    from core import datasets, families
 
     config = model_config(cfg["model"], cfg["model_config"])
-    return getattr(config, "latent_dim", None), len(class_names(cfg["dataset"]["name"]))
+    latent = config.latent_dim if families.get(cfg["model"]).generative else None
+    ds = datasets.get(cfg["dataset"]["name"])
+    return latent, ds.num_classes, (ds.image_size, ds.image_size)
 
 
 # --- PNGs ------------------------------------------------------------------------------------------
@@ -657,18 +672,19 @@ class Checked:
 
 def check_run(path: str | os.PathLike, label: str | None = None) -> Checked:
     """Validate a whole run folder (see the module docstring); raises CheckpointError "<run>/<file>: ..."."""
+    from core import families
+
     path = Path(path)
     grids = check_folder(path, label)
     cfg = read_config(path, label)
     check_weights(path, cfg, label)
     history = read_history(path, label)
     metrics = read_metrics(path, label)
-    if cfg["model"] != "classifier" or os.path.lexists(path / EMBEDDINGS):
+    if families.get(cfg["model"]).has_encoder or os.path.lexists(path / EMBEDDINGS):
         rel = _rel(path, EMBEDDINGS, label)
-        latent_dim, num_classes = _latent_and_classes(cfg)
         f, size = open_regular(path / EMBEDDINGS, rel)
         with f:
-            check_embeddings_file(f, size, rel, latent_dim, num_classes)
+            check_embeddings_file(f, size, rel, *_embedding_shape(cfg))
     for grid in grids:
         check_png(grid, _rel(path, f"{SAMPLES}/{grid.name}", label))
     if os.path.lexists(path / NEAREST):

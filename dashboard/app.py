@@ -90,8 +90,8 @@ with guarded("in the sidebar"):
         first = wanted["dataset"] if wanted and wanted["dataset"] in options else "mnist"
         dataset = st.sidebar.selectbox("Dataset", options, key="dataset",
                                        index=options.index(first) if first in options else 0)
-        pick("vae", dataset)
-        pick("gan", dataset)
+        for kind in data.KINDS:  # one picker per compared family (core.families)
+            pick(kind, dataset)
         st.sidebar.caption(f"Runs from `{data.checkpoint_dir().name}/` and `{data.runs_dir().name}/`.")
 
 page = st.navigation(pages)

@@ -8,7 +8,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-COLORS = {"vae": "#2563eb", "gan": "#dc2626"}
+from core import families
+
+COLORS = families.Attr("color")  # each family's colour, from its record (core.families)
 # ten well-separated colours for digit classes (Plotly's D3 palette)
 CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]

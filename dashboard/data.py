@@ -19,12 +19,30 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `streamlit run dashboard/app.py` puts dashboard/, not the repo, on the path
     sys.path.insert(0, str(REPO))
 
-from core import checkpoint, embed, validate  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+from core import checkpoint, embed, families, validate  # noqa: E402
 from core.checkpoint import CheckpointError  # noqa: E402
 from core.data import class_names  # noqa: E402
+from core.images import make_grid  # noqa: E402
 
-KINDS = ("vae", "gan")
-LABELS = {"vae": "VAE", "gan": "GAN"}
+
+# The families the pages compare, read from core.families on every use (a family registered later shows up):
+# KINDS lists their names in order (VAE, then GAN), LABELS[kind] is a family's label, ui.COLORS its colour.
+class _Kinds(Sequence):
+    def __getitem__(self, i):
+        return [f.name for f in families.generative()][i]
+
+    def __len__(self) -> int:
+        return len(families.generative())
+
+
+KINDS = _Kinds()
+LABELS = families.Attr("label")
+
+
+def family(kind: str) -> families.Family:
+    return families.get(kind)
 
 
 def checkpoint_dir() -> Path:
@@ -58,7 +76,7 @@ def hub_messages() -> list[str]:
 class RunInfo:
     name: str
     path: str
-    model: str | None  # "vae", "gan", "classifier", or None when config.json is unreadable
+    model: str | None  # a family's name ("vae", "gan", "classifier"), or None when config.json is unreadable
     dataset: str | None
     error: str | None = None
 
@@ -140,7 +158,7 @@ def broken_runs() -> list[RunInfo]:
 
 
 def datasets() -> list[str]:
-    """The data sets of the loadable VAE and GAN runs (a broken run never adds one)."""
+    """The data sets of the loadable runs of the compared families (a broken run never adds one)."""
     return sorted({r.dataset for r in catalog() if r.dataset and r.model in KINDS and not r.error})
 
 
@@ -339,18 +357,8 @@ def reconstruct(path: str, images: np.ndarray) -> np.ndarray:
 
 
 def grid(images: np.ndarray, ncol: int | None = None, scale: int = 2) -> np.ndarray:
-    """(n, 28, 28) floats in [0, 1] or uint8 -> one uint8 image, upscaled by an integer factor for crisp pixels."""
-    from core.train import make_grid
-
-    imgs = images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
-    g = make_grid(_as_tensor(imgs[:, None]), nrow=ncol)
-    return np.kron(g, np.ones((scale, scale), dtype=np.uint8)) if scale > 1 else g
-
-
-def _as_tensor(a: np.ndarray):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(a))
+    """(n, H, W) floats in [0, 1] or uint8 -> one uint8 image, upscaled by an integer factor for crisp pixels."""
+    return make_grid(images, nrow=ncol, scale=scale)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -442,7 +450,7 @@ def tsne_recompute(path: str, perplexity: float, size: int) -> str:
 
 # --- selection shared by every page -------------------------------------------------------------------
 def selected(kind: str) -> RunInfo | None:
-    """The run picked in the sidebar for `kind` ("vae" or "gan"), or None."""
+    """The run picked in the sidebar for family `kind` (one of KINDS), or None."""
     name = st.session_state.get(f"pick_{kind}")
     return next((r for r in catalog() if r.path == name), None)
 
@@ -456,7 +464,8 @@ def check_run(info: RunInfo | None) -> str | None:
     try:
         model(info.path)
         history(info.path)
-        embeddings(info.path)
+        if info.model in families.FAMILIES and families.get(info.model).has_encoder:
+            embeddings(info.path)
     except CheckpointError as err:
         return str(err)
     return None

@@ -332,15 +332,16 @@ def test_any_model_config_the_class_accepts_is_accepted(tmp_path):
     """The schema follows the config class: a field it has (with a value it accepts) passes; others do not."""
     import dataclasses
 
-    from core.models import REGISTRY
+    from core import families
 
+    vae_cls, gan_cls = families.get("vae").config_class(), families.get("gan").config_class()
     cfg = json.loads((GOOD / "config.json").read_text())
-    for f in dataclasses.fields(REGISTRY["vae"][1]):
-        assert validate.model_config("vae", {f.name: getattr(REGISTRY["vae"][1](), f.name)})
+    for f in dataclasses.fields(vae_cls):
+        assert validate.model_config("vae", {f.name: getattr(vae_cls(), f.name)})
     with pytest.raises(CheckpointError, match="latent_dim"):
         validate.model_config("vae", {**cfg["model_config"], "latent_dim": 10**6})
-    gan_fields = {f.name for f in dataclasses.fields(REGISTRY["gan"][1])}
-    assert validate.model_config("gan", {k: getattr(REGISTRY["gan"][1](), k) for k in gan_fields})
+    gan_fields = {f.name for f in dataclasses.fields(gan_cls)}
+    assert validate.model_config("gan", {k: getattr(gan_cls(), k) for k in gan_fields})
 
 
 # --- the dashboard ----------------------------------------------------------------------------------------

@@ -1,28 +1,19 @@
-"""Model registry: the names `vae` and `gan` are used for folders, the CLI and config.json alike."""
+"""Building models from their family records (core.families): `build_model("vae", {...})`."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from core.models.classifier import Classifier, ClassifierConfig
-from core.models.gan import GAN, GANConfig
-from core.models.vae import VAE, VAEConfig
-
-REGISTRY = {
-    "vae": (VAE, VAEConfig),
-    "gan": (GAN, GANConfig),
-    "classifier": (Classifier, ClassifierConfig),
-}
+from core import families
 
 
 def build_model(kind: str, config: dict | None = None, saved: bool = False):
-    """Instantiate a registered model from a plain dict; unknown keys or kinds are errors.
+    """Instantiate a registered family's model from a plain dict; unknown keys or kinds are errors.
 
     `saved`: the dict comes from a config.json, where an option missing means the behaviour from before
     that option existed (a config class may say what that was with `from_saved`)."""
-    if kind not in REGISTRY:
-        raise ValueError(f"unknown model {kind!r}; choose one of {sorted(REGISTRY)}")
-    cls, cfg_cls = REGISTRY[kind]
+    family = families.get(kind)
+    cls, cfg_cls = family.model_class(), family.config_class()
     config = dict(config or {})
     known = {f.name for f in dataclasses.fields(cfg_cls)}
     unknown = sorted(set(config) - known)
@@ -34,7 +25,4 @@ def build_model(kind: str, config: dict | None = None, saved: bool = False):
 
 
 def kind_of(model) -> str:
-    for kind, (cls, _) in REGISTRY.items():
-        if isinstance(model, cls):
-            return kind
-    raise TypeError(f"not a registered model: {type(model).__name__}")
+    return families.family_of(model).name

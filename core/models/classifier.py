@@ -13,16 +13,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.layers import check_range, evaluating
+from core.models.layers import check_image, check_range, evaluating
 
 
 @dataclass
 class ClassifierConfig:
     width: int = 32  # channels of the first conv block (the second has twice as many)
     feature_dim: int = 128  # size of the penultimate layer, the feature space of the metrics
-    num_classes: int = 10
+    num_classes: int = 10  # the data set's (core.datasets), like the image shape
+    image_size: int = 28
+    channels: int = 1
 
     def __post_init__(self):
+        check_image(self.channels, self.image_size)
         check_range("width", self.width, 4, 256)
         check_range("feature_dim", self.feature_dim, 8, 4096)
         check_range("num_classes", self.num_classes, 2, 1000)
@@ -37,7 +40,7 @@ class Classifier(nn.Module):
         self.config = config
         w = config.width
         self.body = nn.Sequential(
-            nn.Conv2d(1, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
+            nn.Conv2d(config.channels, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
             nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
             nn.MaxPool2d(2),  # (B, w, 14, 14)
             nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(),
@@ -45,7 +48,7 @@ class Classifier(nn.Module):
             nn.MaxPool2d(2),  # (B, 2w, 7, 7)
             nn.Flatten(),
             nn.Dropout(0.3),
-            nn.Linear(2 * w * 49, config.feature_dim), nn.ReLU(),
+            nn.Linear(2 * w * (config.image_size // 4) ** 2, config.feature_dim), nn.ReLU(),
         )
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(config.feature_dim, config.num_classes))
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -53,8 +56,12 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
 
-    def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> None:
+    def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
         self.optimizers = {"classifier": torch.optim.Adam(self.parameters(), lr=lr, betas=betas)}
+        return self.optimizers
+
+    def fit_after(self, images: torch.Tensor, batch_size: int, generator: torch.Generator) -> None:
+        return None
 
     def step(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         opt = self.optimizers["classifier"]
@@ -80,7 +87,7 @@ class Classifier(nn.Module):
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] (B, 1, 28, 28) -> penultimate activations (B, feature_dim)."""
+        """Images in [0, 1] (B, C, H, W) -> penultimate activations (B, feature_dim)."""
         return self.body(x)
 
     @torch.no_grad()

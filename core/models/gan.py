@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from core.models.layers import check_choice, check_range, conv_features, conv_image_head, evaluating, mlp
+from core.checks import LATENT_DIM_DEFAULT, LATENT_DIM_RANGE
+from core.models.layers import check_choice, check_image, check_range, conv_features, conv_image_head, evaluating, mlp
 
 PRESETS = ("conv", "seed")
 LOSSES = ("non-saturating", "minimax", "hinge")
@@ -49,7 +50,7 @@ LEGACY = {"d_norm": "batch", "ema": 0.0, "d_lr_ratio": 1.0, "mbstd": False, "enc
 @dataclass
 class GANConfig:
     preset: str = "conv"  # "conv": DCGAN-style nets; "seed": the dense nets of the original design document
-    latent_dim: int = 32  # size of z ~ N(0, I), as the VAE's
+    latent_dim: int = LATENT_DIM_DEFAULT  # size of z ~ N(0, I), as the VAE's
     width: int = 32  # conv preset: channels of the first conv layer of D and E (G mirrors them)
     loss: str = "non-saturating"  # "non-saturating" (-log D(G(z))), "minimax" (eq. 1) or "hinge"
     d_norm: str = "spectral"  # D's normalisation: "spectral" (Miyato 2018), "batch" (DCGAN) or "none"
@@ -58,15 +59,18 @@ class GANConfig:
     mbstd: bool | None = None  # minibatch standard-deviation feature in D (Karras 2018); None = on for conv only
     encoder_recon_weight: float = 1.0  # weight of ||G(E(x)) - x||^2 against the latent regression
     encoder_epochs: int = 2  # 0: train E alongside G, step by step; N: train E for N epochs after the GAN
+    image_size: int = 28  # images are channels x image_size x image_size: the data set's (core.datasets)
+    channels: int = 1
 
     def __post_init__(self):
         check_choice("preset", self.preset, PRESETS)
+        check_image(self.channels, self.image_size)
         check_choice("loss", self.loss, LOSSES)
         check_choice("d_norm", self.d_norm, D_NORMS)
         if self.mbstd is None:
             self.mbstd = self.preset == "conv"
         check_choice("mbstd", self.mbstd, (True, False))
-        check_range("latent_dim", self.latent_dim, 2, 512)
+        check_range("latent_dim", self.latent_dim, *LATENT_DIM_RANGE)
         check_range("width", self.width, 4, 256)
         check_range("ema", self.ema, 0.0, 0.99999)
         check_range("d_lr_ratio", self.d_lr_ratio, 0.01, 100.0)
@@ -74,6 +78,8 @@ class GANConfig:
         if not isinstance(self.encoder_epochs, int) or isinstance(self.encoder_epochs, bool):
             raise ValueError(f"encoder_epochs must be a whole number, got {self.encoder_epochs!r}")
         check_range("encoder_epochs", self.encoder_epochs, 0, 100)
+
+    legacy_layout = False  # not a field (never written to config.json): from_saved sets it for old runs
 
     @classmethod
     def from_saved(cls, saved: dict) -> GANConfig:
@@ -93,21 +99,21 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
 
 
-def conv_discriminator(width: int, norm: str, mbstd: bool) -> nn.Sequential:
-    """(B, 1, 28, 28) -> (B, 1) logits: DCGAN's two stride-2 convs, optional minibatch std, a linear head."""
+def conv_discriminator(width: int, norm: str, mbstd: bool, channels: int = 1, size: int = 28) -> nn.Sequential:
+    """(B, C, S, S) -> (B, 1) logits: DCGAN's two stride-2 convs, optional minibatch std, a linear head."""
     wrap = spectral_norm if norm == "spectral" else (lambda m: m)
     layers = [
-        wrap(nn.Conv2d(1, width, 4, 2, 1)),  # (B, w, 14, 14)
+        wrap(nn.Conv2d(channels, width, 4, 2, 1)),  # (B, w, 14, 14)
         nn.LeakyReLU(0.2),
         wrap(nn.Conv2d(width, 2 * width, 4, 2, 1)),  # (B, 2w, 7, 7)
         nn.BatchNorm2d(2 * width) if norm == "batch" else nn.Identity(),
         nn.LeakyReLU(0.2),
     ]
-    channels = 2 * width
+    features = 2 * width
     if mbstd:
         layers.append(MinibatchStd())
-        channels += 1
-    return nn.Sequential(*layers, nn.Flatten(), wrap(nn.Linear(channels * 49, 1)))
+        features += 1
+    return nn.Sequential(*layers, nn.Flatten(), wrap(nn.Linear(features * (size // 4) ** 2, 1)))
 
 
 class GAN(nn.Module):
@@ -118,25 +124,29 @@ class GAN(nn.Module):
         super().__init__()
         self.config = config
         c = config
+        ch, size = c.channels, c.image_size
+        flat = 2 * c.width * (size // 4) ** 2  # conv features: 2w x 7 x 7 for MNIST
+        pixels = ch * size * size  # 784 for MNIST
         if c.preset == "conv":  # DCGAN-style: batch norm in G, none on D's input or G's output
-            self.generator = nn.Sequential(conv_image_head(c.latent_dim, 2 * c.width, norm=True), nn.Sigmoid())
-            if getattr(c, "legacy_layout", False):  # runs saved before the recipe options: conv_features + head
-                self.discriminator = nn.Sequential(conv_features(c.width, norm=True), nn.Linear(2 * c.width * 49, 1))
+            head = conv_image_head(c.latent_dim, 2 * c.width, norm=True, channels=ch, size=size)
+            self.generator = nn.Sequential(head, nn.Sigmoid())
+            if c.legacy_layout:  # a run saved before the recipe options: conv_features + head
+                self.discriminator = nn.Sequential(conv_features(c.width, norm=True, channels=ch), nn.Linear(flat, 1))
             else:
-                self.discriminator = conv_discriminator(c.width, c.d_norm, c.mbstd)
-            self.encoder = nn.Sequential(conv_features(c.width), nn.Linear(2 * c.width * 49, c.latent_dim))
+                self.discriminator = conv_discriminator(c.width, c.d_norm, c.mbstd, channels=ch, size=size)
+            self.encoder = nn.Sequential(conv_features(c.width, channels=ch), nn.Linear(flat, c.latent_dim))
         else:  # the design document's generator z-128-256-784 (leaky ReLU, sigmoid); D and E mirror it
             if c.mbstd:
                 raise ValueError("mbstd needs the conv preset")
-            self.generator = nn.Sequential(mlp([c.latent_dim, 128, 256, 784], out_act=nn.Sigmoid(), norm=True),
-                                           nn.Unflatten(1, (1, 28, 28)))
+            self.generator = nn.Sequential(mlp([c.latent_dim, 128, 256, pixels], out_act=nn.Sigmoid(), norm=True),
+                                           nn.Unflatten(1, (ch, size, size)))
             # dropout keeps this dense D from overpowering the small G within the first epoch (it collapsed without)
-            self.discriminator = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), mlp([784, 256, 128, 1], dropout=0.3))
+            self.discriminator = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), mlp([pixels, 256, 128, 1], dropout=0.3))
             if c.d_norm == "spectral":
                 for m in self.discriminator.modules():
                     if isinstance(m, nn.Linear):
                         spectral_norm(m)
-            self.encoder = nn.Sequential(nn.Flatten(), mlp([784, 256, 128, c.latent_dim]))
+            self.encoder = nn.Sequential(nn.Flatten(), mlp([pixels, 256, 128, c.latent_dim]))
         # G_ema: never trained by gradients, always in eval mode (its batch norm uses averaged statistics)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if c.ema > 0 else None
         self.ema_updates = 0
@@ -148,6 +158,14 @@ class GAN(nn.Module):
         if self.generator_ema is not None:
             self.generator_ema.eval()
         return self
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def can_embed(self) -> bool:
+        return self.encoder_trained
 
     @property
     def sampler(self) -> nn.Module:
@@ -199,7 +217,7 @@ class GAN(nn.Module):
         """One update of D (on detached fakes), then G, then E, on a batch of [0, 1] images."""
         opt = self.optimizers
         z = torch.randn(x.shape[0], self.config.latent_dim, device=x.device)
-        fake = self.generator(z)  # (B, 1, 28, 28)
+        fake = self.generator(z)  # (B, C, H, W)
 
         real_logits = self.discriminator(x)
         fake_logits = self.discriminator(fake.detach())
@@ -232,6 +250,15 @@ class GAN(nn.Module):
         e_loss.backward()
         self.optimizers["e"].step()
         return {"e_loss": e_loss.item(), "e_latent": e_latent.item(), "e_recon": e_recon.item()}
+
+    def fit_after(self, images: torch.Tensor, batch_size: int, generator: torch.Generator) -> dict | None:
+        """With `encoder_epochs` > 0, E is trained now, against the final (kept) generator."""
+        if not self.config.encoder_epochs:
+            return None
+        # fresh optimizers: a cosine schedule in fit has annealed E's learning rate to 0 with the others
+        lr = self.optimizers["g"].defaults["lr"] if self.optimizers else self.default_lr
+        self.configure_optimizers(lr, self.default_betas)
+        return self.fit_encoder(images, batch_size, generator)
 
     def fit_encoder(self, images: torch.Tensor, batch_size: int, generator: torch.Generator,
                     on_epoch=None) -> dict[str, list[float]]:
@@ -299,7 +326,7 @@ class GAN(nn.Module):
     # --- using it ------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes (B, latent_dim) -> images (B, 1, 28, 28) in [0, 1], from G_ema when averaging."""
+        """Latent codes (B, latent_dim) -> images (B, C, H, W) in [0, 1], from G_ema when averaging."""
         return self.sampler(z)
 
     @torch.no_grad()

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.checks import LATENT_DIM_DEFAULT, LATENT_DIM_RANGE
 from core.data import binarize, to_float
-from core.models.layers import check_choice, check_range, conv_features, conv_image_head, evaluating, mlp
+from core.models.layers import check_choice, check_image, check_range, conv_features, conv_image_head, evaluating, mlp
 
 PRESETS = ("conv", "seed")
 
@@ -28,13 +29,16 @@ PRESETS = ("conv", "seed")
 @dataclass
 class VAEConfig:
     preset: str = "conv"  # "conv": small conv nets; "seed": the dense nets of the original design document
-    latent_dim: int = 32  # size of z (the GAN uses the same, so the two latent spaces compare)
+    latent_dim: int = LATENT_DIM_DEFAULT  # size of z (the GAN uses the same, so the two latent spaces compare)
     width: int = 32  # conv preset: channels of the first conv layer (the second has twice as many)
     hidden: int = 256  # conv preset: dense layer between conv features and (mu, logvar)
+    image_size: int = 28  # images are channels x image_size x image_size: the data set's (core.datasets)
+    channels: int = 1
 
     def __post_init__(self):
         check_choice("preset", self.preset, PRESETS)
-        check_range("latent_dim", self.latent_dim, 2, 512)
+        check_image(self.channels, self.image_size)
+        check_range("latent_dim", self.latent_dim, *LATENT_DIM_RANGE)
         check_range("width", self.width, 4, 256)
         check_range("hidden", self.hidden, 8, 4096)
 
@@ -58,30 +62,35 @@ class VAE(nn.Module):
         super().__init__()
         self.config = config
         c = config
+        pixels, shape = c.channels * c.image_size ** 2, (c.channels, c.image_size, c.image_size)  # MNIST: 784
         if c.preset == "conv":
-            self.encoder = nn.Sequential(
-                conv_features(c.width), nn.Linear(2 * c.width * 49, c.hidden), nn.LeakyReLU(0.2)
-            )
-            self.decoder = nn.Sequential(
-                nn.Linear(c.latent_dim, c.hidden), nn.ReLU(), conv_image_head(c.hidden, c.width)
-            )
+            self.encoder = nn.Sequential(conv_features(c.width, channels=c.channels),
+                                         nn.Linear(2 * c.width * (c.image_size // 4) ** 2, c.hidden), nn.LeakyReLU(0.2))
+            self.decoder = nn.Sequential(nn.Linear(c.latent_dim, c.hidden), nn.ReLU(),
+                                         conv_image_head(c.hidden, c.width, channels=c.channels, size=c.image_size))
             enc_out = c.hidden
         else:  # the design document's dense nets: encoder 784-128-64, decoder 32-256-128-784
-            self.encoder = nn.Sequential(nn.Flatten(), mlp([784, 128, 64]), nn.LeakyReLU(0.2))
-            self.decoder = nn.Sequential(mlp([c.latent_dim, 256, 128, 784]), nn.Unflatten(1, (1, 28, 28)))
+            self.encoder = nn.Sequential(nn.Flatten(), mlp([pixels, 128, 64]), nn.LeakyReLU(0.2))
+            self.decoder = nn.Sequential(mlp([c.latent_dim, 256, 128, pixels]), nn.Unflatten(1, shape))
             enc_out = 64
         self.to_mu = nn.Linear(enc_out, c.latent_dim)
         self.to_logvar = nn.Linear(enc_out, c.latent_dim)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    can_embed = True  # the encoder is trained with the decoder, from the first step
+
     # --- the model -----------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, 1, 28, 28) in [0, 1] -> mu, logvar, each (B, latent_dim)."""
+        """x (B, C, H, W) in [0, 1] -> mu, logvar, each (B, latent_dim)."""
         h = self.encoder(x)
         return self.to_mu(h), self.to_logvar(h)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, latent_dim) -> Bernoulli logits (B, 1, 28, 28)."""
+        """z (B, latent_dim) -> Bernoulli logits (B, C, H, W)."""
         return self.decoder(z)
 
     @staticmethod
@@ -91,7 +100,7 @@ class VAE(nn.Module):
         return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Loss terms for binary x (B, 1, 28, 28), each a mean over the batch in nats per image."""
+        """Loss terms for binary x (B, C, H, W), each a mean over the batch in nats per image."""
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar)
         reconstruction = bernoulli_nll(self.decode(z), x)  # -log p(x|z), one-sample estimate
@@ -99,8 +108,12 @@ class VAE(nn.Module):
         return {"neg_elbo": (reconstruction + kl).mean(), "reconstruction": reconstruction.mean(), "kl": kl.mean()}
 
     # --- training ------------------------------------------------------------------------------
-    def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> None:
+    def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
         self.optimizers = {"vae": torch.optim.Adam(self.parameters(), lr=lr, betas=betas)}
+        return self.optimizers
+
+    def fit_after(self, images: torch.Tensor, batch_size: int, generator: torch.Generator) -> None:
+        return None  # encoder and decoder are trained together: nothing follows the main loop
 
     def step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
         """One gradient step on a batch of [0, 1] images (binarized afresh here)."""
@@ -130,7 +143,7 @@ class VAE(nn.Module):
     # --- using it ------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes (B, latent_dim) -> images (B, 1, 28, 28): the decoder's Bernoulli means."""
+        """Latent codes (B, latent_dim) -> images (B, C, H, W): the decoder's Bernoulli means."""
         return torch.sigmoid(self.decode(z))
 
     @torch.no_grad()

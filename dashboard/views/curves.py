@@ -17,13 +17,6 @@ view = c1.radio("x axis", ["per step", "per epoch"], horizontal=True, key="curve
 smoothing = c2.slider("Smoothing", 0.0, 0.99, 0.9, 0.01, key="curve_smooth", disabled=view == "per epoch",
                       help="Exponential moving average of the per-step values (0 = raw).")
 
-PLOTS = {  # kind -> [(title, y axis, [(history key, legend suffix)])]
-    "vae": [("−ELBO (loss)", "nats / image", [("neg_elbo", "")]),
-            ("Reconstruction −log p(x|z)", "nats / image", [("reconstruction", "")]),
-            ("KL(q(z|x) ‖ p(z))", "nats / image", [("kl", "")])],
-    "gan": [("Discriminator and generator losses", "loss", [("d_loss", " D"), ("g_loss", " G")]),
-            ("Mean D(x) and D(G(z))", "probability", [("d_real", " D(x)"), ("d_fake", " D(G(z))")])],
-}
 DASHES = ["solid", "dot", "dash", "dashdot"]
 
 for kind in data.KINDS:
@@ -36,8 +29,9 @@ for kind in data.KINDS:
     default = [picked.path] if picked and not picked.error else [runs[0].path]
     names = {r.path: r.label for r in runs}
     chosen = st.multiselect("Runs to overlay", list(names), default, format_func=names.get, key=f"overlay_{kind}")
-    cols = st.columns(len(PLOTS[kind]))
-    for col, (title, y_title, keys) in zip(cols, PLOTS[kind]):
+    plots = data.family(kind).curves  # the panels its record names
+    cols = st.columns(max(1, len(plots)))
+    for col, (title, y_title, keys) in zip(cols, plots):
         series = []
         for i, path in enumerate(chosen):
             h = data.history(path)

@@ -23,7 +23,7 @@ if key == "tsne":  # moving the sliders computes nothing: the button starts t-SN
     if st.button("Compute t-SNE", icon=":material/play_arrow:", key="map_go"):
         st.session_state["map_request"] = (float(perplexity), int(size))
         for info in filter(None, map(data.selected, data.KINDS)):
-            if data.check_run(info) is None:
+            if data.check_run(info) is None and data.family(info.model).has_encoder:
                 try:
                     if data.tsne_recompute(info.path, perplexity, size) == "busy":
                         st.warning("Other visitors' t-SNE maps are being computed; try again in a minute.")
@@ -32,13 +32,16 @@ if key == "tsne":  # moving the sliders computes nothing: the button starts t-SN
 request = st.session_state.get("map_request") if key == "tsne" else None
 pending = []
 
-cols = st.columns(2)
+cols = st.columns(len(data.KINDS))
 for col, kind in zip(cols, data.KINDS):
     info = data.selected(kind)
     with col:
         error = data.check_run(info)
         if error:
             ui.error_card(f"{data.LABELS[kind]} run {info.name if info else ''}", error)
+            continue
+        if not data.family(kind).has_encoder:
+            st.info(f"The {data.LABELS[kind]} has no encoder: it cannot place real digits in its latent space.")
             continue
         emb = data.embeddings(info.path)
         n = len(emb["indices"])

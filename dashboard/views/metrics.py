@@ -163,7 +163,7 @@ fig.update_layout(title="Precision (fidelity) vs recall (coverage)", height=340,
 right.plotly_chart(fig, key="pr")
 
 st.header("Memorization check: samples and their nearest training images")
-cols = st.columns(2)
+cols = st.columns(len(data.KINDS))
 for col, kind in zip(cols, data.KINDS):
     info = data.selected(kind)
     png = data.nearest_png(info.path) if kind in evals else None

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core.jobs import FormError, JobError, form_limits, parse_form
+from core import datasets, families
+from core.jobs import DEFAULT_SPEC, FormError, JobError, form_limits, models, parse_form
 from dashboard import components as ui
 from dashboard import data
 
@@ -11,7 +12,6 @@ st.caption("Train a small VAE or GAN here and watch it learn. Jobs of all visito
            "one at a time in their own process, so the dashboard stays responsive. Your finished run is selected "
            "in the sidebar and appears on every page, next to the committed runs.")
 caps = data.retrain_caps()
-LOSSES = {"vae": ["neg_elbo", "reconstruction", "kl"], "gan": ["d_loss", "g_loss"]}
 MINE_POLL_S, OTHERS_POLL_S = 1.5, 5.0  # no polling at all while the queue is empty
 TEXT_KEYS = {"epochs": "rt_epochs", "batch_size": "rt_batch", "lr": "rt_lr", "latent_dim": "rt_latent",
              "seed": "rt_seed"}
@@ -35,7 +35,7 @@ def charts(job: dict) -> None:
     left, mid, right = st.columns([5, 4, 3])
     hist = job.get("history") or {}
     series = [{"x": hist["step"], "y": hist[k], "name": k, "color": ui.CLASS_COLORS[i]}
-              for i, k in enumerate(LOSSES[spec["model"]]) if k in hist and "step" in hist]
+              for i, k in enumerate(families.get(spec["model"]).live_losses) if k in hist and "step" in hist]
     if series:
         fig = ui.line_chart(series, "Losses per step", "step", "loss")
         if len(hist["step"]) < 30:
@@ -44,7 +44,7 @@ def charts(job: dict) -> None:
     epochs = job.get("epoch_history") or {}
     series = [{"x": epochs["epoch"], "y": epochs[f"{part}/{k}"], "name": f"{k} ({part})",
                "color": ui.CLASS_COLORS[i], "dash": "solid" if part == "train" else "dot"}
-              for i, k in enumerate(LOSSES[spec["model"]]) for part in ("train", "test")
+              for i, k in enumerate(families.get(spec["model"]).live_losses) for part in ("train", "test")
               if f"{part}/{k}" in epochs and "epoch" in epochs]
     if series:
         fig = ui.line_chart(series, "Losses per epoch", "epoch", "loss")
@@ -171,7 +171,7 @@ if mine is None and jobs:
 if mine is not None:
     st.stop()
 
-available = [d for d in ("mnist", "fashion-mnist") if data.dataset_available(d)]
+available = [d for d in datasets.names() if data.dataset_available(d)]
 if not available:
     st.error("No data set is available on this server, so nothing can be trained here. The Docker image "
              "downloads MNIST and Fashion-MNIST when it is built; elsewhere set DATA_DIR to a folder holding "
@@ -185,17 +185,19 @@ for key, value in saved.items():
     if key not in st.session_state:
         st.session_state[key] = value
 limits = form_limits(caps)
-defaults = {"epochs": "3", "batch_size": "128", "lr": "", "latent_dim": "32", "seed": "0"}
+defaults = {f: "" if DEFAULT_SPEC[f] is None else str(DEFAULT_SPEC[f]) for f in TEXT_KEYS}  # jobs' defaults
 for field, key in TEXT_KEYS.items():
     st.session_state.setdefault(key, defaults[field])
 
 with st.form("retrain"):
     c1, c2, c3 = st.columns(3)
-    model = c1.radio("Model", ["vae", "gan"], horizontal=True, format_func=str.upper, key="rt_model")
+    model = c1.radio("Model", models(), horizontal=True, format_func=data.LABELS.get, key="rt_model")
     if st.session_state.get("rt_dataset") not in available:
         st.session_state.pop("rt_dataset", None)
     dataset = c2.selectbox("Dataset", available, key="rt_dataset")
-    presets = ["seed", "conv"] if caps.allow_conv else ["seed"]
+    # every family's presets, the fast dense one first; whether the picked family has it is checked on Start
+    presets = sorted({p for k in models() for p in families.get(k).presets if caps.allow_conv or p != "conv"},
+                     key=lambda p: p != "seed")
     if st.session_state.get("rt_preset") not in presets:
         st.session_state.pop("rt_preset", None)
     preset = c3.radio("Preset", presets, horizontal=True, key="rt_preset",
@@ -204,7 +206,8 @@ with st.form("retrain"):
     cols = st.columns(5)
     for col, (field, key) in zip(cols, TEXT_KEYS.items()):
         label, lo, hi = limits[field]
-        hint = f"{lo:g} to {hi:g}; empty = the model's default (VAE 1e-3, GAN 2e-4)" if field == "lr" \
+        lr_defaults = ", ".join(f"{data.LABELS[k]} {families.get(k).model_class().default_lr:g}" for k in models())
+        hint = f"{lo:g} to {hi:g}; empty = the model's default ({lr_defaults})" if field == "lr" \
             else f"a whole number from {lo} to {hi}"
         col.text_input(label, key=key, help=hint, placeholder="model default" if field == "lr" else None)
     submitted = st.form_submit_button("Start training", type="primary")

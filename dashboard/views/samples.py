@@ -27,7 +27,7 @@ seed = c1.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed")
 count = c2.select_slider("Images", [16, 36, 64, 100], 64, key="gen_count")
 temperature = c3.slider("Temperature (scale of z)", 0.1, 2.0, 1.0, 0.1, key="gen_temp",
                         help="Codes are z ~ N(0, t² I). Below 1 trades variety for typical-looking digits.")
-cols = st.columns(2)
+cols = st.columns(max(1, len(ok)))
 for col, k in zip(cols, ok):
     z = data.latent_codes(int(seed), count, dims[k], temperature)
     col.markdown(f"**{data.LABELS[k]}**")
@@ -52,18 +52,21 @@ st.caption("Top: test digits. Then the VAE's decoder(μ(x)) and the GAN's G(E(x)
 c1, c2 = st.columns(2)
 rec_seed = c1.number_input("Pick digits with seed", 0, 10_000, 0, key="rec_seed")
 rec_n = c2.slider("Digits", 4, 16, 12, key="rec_n")
-emb = data.embeddings(runs[ok[0]].path)
-if "images" not in emb:
+coded = [k for k in ok if data.family(k).has_encoder]  # families that map images to codes
+emb = data.embeddings(runs[coded[0]].path) if coded else {}
+if not coded:
+    st.info("None of the picked models has an encoder, so none can reconstruct a digit.")
+elif "images" not in emb:
     st.warning("This run's embeddings.npz has no test images; recompute it with `python -m core embed RUN`.")
 else:
     pick = np.random.default_rng(int(rec_seed)).choice(len(emb["images"]), rec_n, replace=False)
     originals = emb["images"][pick]
-    rows = [originals.astype(np.float32) / 255.0] + [data.reconstruct(runs[k].path, originals) for k in ok]
+    rows = [originals.astype(np.float32) / 255.0] + [data.reconstruct(runs[k].path, originals) for k in coded]
     ui.image_grid(data.grid(np.concatenate(rows), ncol=rec_n),
-                  caption="rows: original · " + " · ".join(data.LABELS[k] for k in ok))
+                  caption="rows: original · " + " · ".join(data.LABELS[k] for k in coded))
 
 st.header("Watch them learn")
-cols = st.columns(2)
+cols = st.columns(max(1, len(ok)))
 for col, k in zip(cols, ok):
     files = data.sample_grid_files(runs[k].path)
     with col:
