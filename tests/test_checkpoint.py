@@ -134,3 +134,26 @@ def test_embeddings_carry_the_test_digits(tiny_runs, splits):
     assert emb["images"].shape == (64, 28, 28) and emb["images"].dtype == np.uint8
     assert np.array_equal(emb["images"], test_images[emb["indices"], 0].numpy())
     assert np.array_equal(emb["labels"], test_labels[emb["indices"]].numpy())
+
+
+@pytest.mark.parametrize("fmt, root, error", [
+    (3, None, "format 3 is newer than this code reads \\(formats 1-2\\): update the code"),
+    ("2", None, 'format "2" is unknown'),
+    (2, "/data", "dataset.root: format 2 records the data set by name and sha256, no path"),
+    (1, "/data", None),  # format 1 had the path: read, and the path dropped
+])
+def test_config_format_is_checked(tiny_runs, tmp_path, fmt, root, error):
+    from core.checkpoint import read_config
+
+    run = shutil.copytree(tiny_runs / "mnist-vae", tmp_path / "run")
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["format"] = fmt
+    if root:
+        cfg["dataset"]["root"] = root
+    (run / "config.json").write_text(json.dumps(cfg))
+    if error:
+        with pytest.raises(CheckpointError, match=error):
+            read_config(run)
+    else:
+        got = read_config(run)
+        assert got["format"] == 2 and "root" not in got["dataset"]

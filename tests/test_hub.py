@@ -2,6 +2,7 @@
 (or the real snapshot_download runs with HF_HUB_OFFLINE=1 over a cache the test builds)."""
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -346,3 +347,21 @@ def test_pull_checks_sizes_before_copying(tmp_path, tiny_runs, fake_hub, monkeyp
     with pytest.raises(HubError, match=r"refusing alice/big: history\.json is 67,108,864 bytes, over the limit"):
         pull_run("alice/big", root)
     assert copied == []
+
+
+def test_push_refuses_a_run_holding_a_machine_path(runs, fake_hub):
+    """Format 1 recorded the training machine's data folder; such a run still loads, but is not published."""
+    run = runs / "mnist-vae"
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["format"], cfg["dataset"]["root"] = 1, "/home/alice/data"
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert "root" not in load_run(run).config["dataset"]  # read as format 2: the path is dropped
+    with pytest.raises(HubError, match=r"absolute paths \(config.json: dataset.root = '/home/alice/data'\)"):
+        push_run(run, "alice/mnist-vae")
+    metrics = json.loads((run / "metrics.json").read_text())
+    cfg["dataset"]["root"] = None
+    (run / "config.json").write_text(json.dumps(cfg))
+    metrics["settings"]["note"] = r"C:\Users\alice\runs"  # anywhere in any JSON file that goes up
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(HubError, match="metrics.json: settings.note"):
+        push_run(run, "alice/mnist-vae")
