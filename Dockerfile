@@ -29,6 +29,10 @@ RUN python -c "import torchvision.datasets as d; [c('/home/user/data', train=t, 
     && python -c "import sys, pathlib; n = len(list(pathlib.Path('/home/user/data').glob('*/raw/*-ubyte'))); sys.exit(n != 8)"
 WORKDIR /home/user/app
 COPY --chown=1000:1000 . .
+# `core` and `dashboard` as an installed (editable) package: streamlit puts only dashboard/ on the path
+USER 0
+RUN pip install --no-cache-dir --no-deps -e .
+USER 1000
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

@@ -16,11 +16,12 @@ CHROMIUM=/path/to/chromium; or run everything else with: make test-no-browser
 
 .PHONY: install run test test-no-browser lint browser train bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(CPU),$(PY) -m pip install -q --index-url $(CPU_WHEELS) $$(grep -E '^torch(vision)?==' requirements.txt))
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,6 +1,6 @@
 """Dashboard speed, measured in a real browser (Debian's Chromium) on this machine.
 
-    python bench/dashboard_speed.py [--checkpoints checkpoints] [--repeats 3]
+    python -m bench.dashboard_speed [--checkpoints checkpoints] [--repeats 3]
 
 Prints: process start -> Overview fully rendered (goal <= 6 s), page switch by clicking the sidebar
 (goal <= 1 s), a seed change on Samples until both new grids are shown, and the in-process time to
@@ -12,14 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from tests.browser import PAGES, chromium_page, streamlit_server, wait_healthy, wait_rendered
 
-from tests.browser import PAGES, chromium_page, streamlit_server, wait_healthy, wait_rendered  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 NAV = {"samples": "Samples", "latent": "Latent space", "curves": "Training curves", "metrics": "Metrics",
        "retrain": "Retrain", "concepts": "Concepts", "": "Overview"}

@@ -17,10 +17,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core import data  # noqa: E402
-from core.evaluate import classify, evaluate_run, load_classifier  # noqa: E402
+from core import data
+from core.evaluate import classify, evaluate_run, load_classifier
 
 BUDGET_S = 60.0
 

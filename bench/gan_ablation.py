@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.checkpoint import read_config, read_history  # noqa: E402
-from core.runner import train_run  # noqa: E402
-from core.train import TrainConfig  # noqa: E402
+from core.checkpoint import read_config, read_history
+from core.runner import train_run
+from core.train import TrainConfig
 
 # (name, model config, Adam learning rate of G). Rows 1-4 add one change each, ending at the committed
 # recipe (row 4); rows 5-6 are changes tried on top of row 3 and not kept.

@@ -14,16 +14,13 @@ the same classifier and training subset) run on the committed VAE now, so the nu
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core import data  # noqa: E402
-from core.checkpoint import load_model, read_config, read_history  # noqa: E402
-from core.evaluate import QualityProbe  # noqa: E402
-from core.models.gan import LEGACY  # noqa: E402
+from core import data, datasets
+from core.checkpoint import load_model, read_config, read_history
+from core.evaluate import QualityProbe
+from core.models.gan import LEGACY
 
 PRECISION_GOAL = 0.85
 # the recipe before the stabilisers existed: what a config.json without them means (core.models.gan.LEGACY)
@@ -54,7 +51,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
     p.add_argument("--root", default="checkpoints", help="folder of the committed runs (default: checkpoints)")
-    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="data set (default: mnist)")
+    p.add_argument("--dataset", default="mnist", choices=datasets.names(), help="data set (default: mnist)")
     p.add_argument("--old", default=None, help="a run of the old plain DCGAN recipe with a quality log")
     p.add_argument("--train-old", type=float, default=None, metavar="MIN",
                    help="train the old recipe for this many minutes first (with the quality log)")

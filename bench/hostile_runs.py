@@ -2,8 +2,8 @@
 full-size attacks from issue 14 (an embeddings.npz of a few MB that inflates to 2 GiB, and a
 model.safetensors header listing 1.5 M empty tensors), against the same command on the good run.
 
-    python bench/hostile_runs.py            # all cases (needs ~100 MB of temporary disk)
-    python bench/hostile_runs.py --no-full  # skip the two full-size files
+    python -m bench.hostile_runs            # all cases (needs ~100 MB of temporary disk)
+    python -m bench.hostile_runs --no-full  # skip the two full-size files
 
 Each case runs in its own process under /usr/bin/time -v (wall seconds, max RSS); prints one row per case
 and the worst case last. Every hostile case must exit 2; the good run exits 0.
@@ -19,10 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from tests import test_hostile as th
 
-from tests import test_hostile as th  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def measure(path: Path) -> tuple[int, float, int, str]:

@@ -41,7 +41,6 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 PAGES = [("", "GAN vs VAE"), ("samples", "Samples"), ("latent", "Latent space"), ("curves", "Training curves"),
          ("metrics", "Metrics")]

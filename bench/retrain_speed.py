@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from core import jobs
 
-from core import jobs  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 TARGET_EPOCH_S = {"vae": 10.0, "gan": 20.0}
 

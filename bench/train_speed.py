@@ -10,19 +10,15 @@ machine, so the ratio is meaningful; absolute numbers depend on the CPU and its 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.data import batches, default_root, load_split  # noqa: E402
-from core.models import build_model  # noqa: E402
-from core.train import TrainConfig, fit, resolve_device  # noqa: E402
+from core.data import batches, default_root, load_split
+from core.models import build_model
+from core.train import TrainConfig, fit, resolve_device
 
 
 class ExamplesVAE(nn.Module):

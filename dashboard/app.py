@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # make `dashboard` and `core` importable
-
-from dashboard import components as ui  # noqa: E402
-from dashboard import data  # noqa: E402
+from dashboard import components as ui
+from dashboard import data
 
 HERE = Path(__file__).parent
 # a local favicon: a ":material/...:" icon would be fetched from fonts.gstatic.com (the app works offline)

@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
+from core import checkpoint, embed, families, validate
+from core.checkpoint import CheckpointError
+from core.data import class_names
+from core.images import make_grid
+
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # `streamlit run dashboard/app.py` puts dashboard/, not the repo, on the path
-    sys.path.insert(0, str(REPO))
-
-from collections.abc import Sequence  # noqa: E402
-
-from core import checkpoint, embed, families, validate  # noqa: E402
-from core.checkpoint import CheckpointError  # noqa: E402
-from core.data import class_names  # noqa: E402
-from core.images import make_grid  # noqa: E402
 
 
 # The families the pages compare, read from core.families on every use (a family registered later shows up):

@@ -104,11 +104,16 @@ def serve_and_check(venv: Path) -> str:
 
 
 def fresh_venv(path: Path, requirements: Path) -> Path:
-    """A venv holding requirements.txt alone (pip's cache is reused), so the Space's deps are complete."""
+    """A venv holding requirements.txt alone (pip's cache is reused), so the Space's deps are complete, and the
+    project installed as the Dockerfile installs it."""
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=120)
     result = subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(requirements)],
                             capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, f"pip install -r requirements.txt failed:\n{result.stderr[-3000:]}"
+    # as the Dockerfile does after copying the app: the project itself, editable, without dependencies
+    result = subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "-e", str(REPO)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"pip install -e . failed:\n{result.stderr[-3000:]}"
     return path
 
 
