@@ -244,11 +244,13 @@ class Run:
 
 
 def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", label: str | None = None) -> Run:
-    """Check the whole run folder (core.validate.check_run), then load it (embeddings are optional for
-    classifier runs). `label` names the run in errors (default: the folder's name)."""
+    """Check the whole run folder (core.validate.check_run), then load it (embeddings only for a family with
+    an encoder). `label` names the run in errors (default: the folder's name)."""
     path = Path(path)
     checked = check_run(path, label)
     cfg = checked.config
-    embeddings = read_embeddings(path, cfg, label) if cfg["model"] != "classifier" else None
+    from core import families
+
+    embeddings = read_embeddings(path, cfg, label) if families.get(cfg["model"]).has_encoder else None
     return Run(path.name, path, cfg, load_model(path, device, label, cfg), checked.history, checked.metrics,
                embeddings, checked.grids)
