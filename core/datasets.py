@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.registry import Registry
+
 
 @dataclass(frozen=True)
 class DataSet:
@@ -36,26 +38,8 @@ class DataSet:
         return (self.channels, self.image_size, self.image_size)
 
 
-DATASETS: dict[str, DataSet] = {}
-
-
-def register(ds: DataSet) -> DataSet:
-    DATASETS[ds.name] = ds
-    return ds
-
-
-def unregister(name: str) -> None:
-    DATASETS.pop(name, None)
-
-
-def get(name: str) -> DataSet:
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    return DATASETS[name]
-
-
-def names() -> list[str]:
-    return list(DATASETS)
+DATASETS = Registry("dataset")
+register, unregister, get, names = DATASETS.register, DATASETS.unregister, DATASETS.record, DATASETS.names
 
 
 register(DataSet(

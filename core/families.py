@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from core.registry import Registry
+
 
 class Curve(NamedTuple):
     """One panel of the Training curves page: history.json columns drawn together."""
@@ -60,27 +62,8 @@ def _resolve(target: str | type) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-FAMILIES: dict[str, Family] = {}
-
-
-def register(family: Family) -> Family:
-    """Add a family (or replace one of the same name); returns it."""
-    FAMILIES[family.name] = family
-    return family
-
-
-def unregister(name: str) -> None:
-    FAMILIES.pop(name, None)
-
-
-def get(name: str) -> Family:
-    if name not in FAMILIES:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(FAMILIES)}")
-    return FAMILIES[name]
-
-
-def names() -> list[str]:
-    return list(FAMILIES)
+FAMILIES = Registry("model")
+register, unregister, get, names = FAMILIES.register, FAMILIES.unregister, FAMILIES.record, FAMILIES.names
 
 
 def generative() -> list[Family]:
