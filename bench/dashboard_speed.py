@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 from tests.browser import PAGES, chromium_page, streamlit_server, wait_healthy, wait_rendered  # noqa: E402
 
 NAV = {"samples": "Samples", "latent": "Latent space", "curves": "Training curves", "metrics": "Metrics",
-       "retrain": "Retrain", "concepts": "Concepts", "": "Overview"}
+       "retrain": "Retrain", "concepts": "Concepts", "explore": "Explore", "": "Overview"}
 
 
 def images_ready(page, n: int) -> None:

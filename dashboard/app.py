@@ -67,6 +67,7 @@ pages = {
         st.Page(HERE / "views/curves.py", title="Training curves", icon=":material/show_chart:"),
         st.Page(HERE / "views/metrics.py", title="Metrics", icon=":material/leaderboard:"),
     ],
+    "Explore": [st.Page(HERE / "views/explore.py", title="Explore", icon=":material/draw:")],
     "Train": [st.Page(HERE / "views/retrain.py", title="Retrain", icon=":material/model_training:")],
     "Learn": [st.Page(HERE / "views/concepts.py", title="Concepts", icon=":material/school:")],
 }

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.browser
 LOCAL = re.compile(r"^(https?://127\.0\.0\.1:\d+/|data:|blob:|about:)")
 # what each page must show before it counts as rendered: (images, Plotly charts)
 CONTENT = {"": (2, 0), "samples": (7, 0), "latent": (0, 2), "curves": (0, 5), "metrics": (2, 2),
-           "retrain": (0, 0), "concepts": (0, 0)}
+           "retrain": (0, 0), "concepts": (0, 0), "explore": (4, 1)}
 # elements whose text must never be cut off: scrollWidth > clientWidth means clipped or ellipsised
 CLIPPED = """() => {
     const bad = [];
