@@ -14,9 +14,14 @@ CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
-def image_grid(img: np.ndarray, caption: str | None = None) -> None:
-    """Show one uint8 grid image at its native (already upscaled) size."""
+def image_grid(img: np.ndarray, caption: str | None = None, download: str | None = None) -> None:
+    """Show one uint8 grid image at its native (already upscaled) size; `download`: a file name for a PNG
+    download button under it."""
     st.image(img, caption=caption, clamp=True, width="content")
+    if download:
+        from dashboard import share
+
+        share.download_png(img, download)
 
 
 _ABS_PATH = re.compile(r"(?:[A-Za-z]:)?[/\\](?:[^\s/\\:'\"`]+[/\\])*([^\s/\\:'\"`]+[/\\][^\s/\\:'\"`]+)")

@@ -1,0 +1,68 @@
+"""Runs: every run folder, committed and retrained, in one sortable table; pick two to compare."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import components as ui
+from dashboard import data, share
+
+st.title("Runs")
+st.caption("Every run folder under `checkpoints/` (committed) and `runs/` (retrained), with its settings and headline "
+           "metrics from its metrics.json. Click a column header to sort. Select one VAE and one GAN of the same data "
+           "set to compare them on every page; select one run to download its folder.")
+
+
+def row(info: data.RunInfo) -> dict:
+    """One table row; what cannot be read stays empty (a broken run keeps its error)."""
+    out = {"run": info.name, "folder": Path(info.path).parent.name,
+           "family": data.LABELS.get(info.model, info.model or "?"), "data set": info.dataset}
+    try:
+        cfg = data.config(info.path)
+        mc = cfg.get("model_config", {})
+        out.update({"preset": mc.get("preset"), "latent size": mc.get("latent_dim"),
+                    "epochs": cfg.get("epochs_completed"), "training min": cfg.get("wall_time_s", 0) / 60,
+                    "device": cfg.get("device")})
+        m = data.metrics(info.path) or {}
+        ev = (m.get("evaluation") or {}).get("metrics", {})
+        for key, column in (("frechet_distance", "Fréchet distance ↓"), ("precision", "precision ↑"),
+                            ("recall", "recall ↑"), ("neg_elbo", "−ELBO ↓")):
+            if key in ev:
+                out[column] = ev[key]["mean"]
+        if "−ELBO ↓" not in out and "neg_elbo" in (m.get("held_out") or {}):
+            out["−ELBO ↓"] = m["held_out"]["neg_elbo"]
+    except Exception:  # an unreadable config or metrics file: the run's error below says why
+        pass
+    out["error"] = info.error and ui.short_paths(info.error)
+    return out
+
+
+runs = data.catalog()
+if not runs:
+    st.info("No run folders yet: train one with `python -m core train` or on the Retrain page.")
+    st.stop()
+table = pd.DataFrame([row(r) for r in runs], columns=[
+    "run", "folder", "family", "data set", "preset", "latent size", "epochs", "training min", "device",
+    "Fréchet distance ↓", "precision ↑", "recall ↑", "−ELBO ↓", "error"])
+number = st.column_config.NumberColumn
+formats = {"training min": "%.1f", "Fréchet distance ↓": "%.1f", "precision ↑": "%.3f", "recall ↑": "%.3f",
+           "−ELBO ↓": "%.2f"}
+event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
+                     column_config={**{c: number(format=f) for c, f in formats.items()},
+                                    "error": st.column_config.TextColumn(width="large")})
+broken = sum(r.error is not None for r in runs)
+st.caption(f"{len(runs)} runs" + (f", {broken} of them broken (their error is in the last column)." if broken else "."))
+
+picked = [runs[i] for i in event.selection.rows if 0 <= i < len(runs)]
+families = sorted({r.model for r in picked})
+if len(picked) == 2 and families == sorted(data.KINDS) and picked[0].dataset == picked[1].dataset and not any(
+        r.error for r in picked):
+    st.session_state["select_run"] = [{"kind": r.model, "dataset": r.dataset, "path": r.path} for r in picked]
+    st.switch_page("views/overview.py")  # the sidebar takes the pair from select_run
+elif len(picked) == 1:
+    share.download_run(picked[0].path, picked[0].name, key="zip_picked")
+elif picked:
+    why = [f"`{r.name}` is broken" for r in picked if r.error]
+    st.info("To compare, select one run of each family (" + " and ".join(data.LABELS[k] for k in data.KINDS)
+            + ") of the same data set" + (f"; {', '.join(why)}" if why else "") + ".")
