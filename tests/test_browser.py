@@ -14,8 +14,10 @@ from core.data import is_available
 
 from .browser import (
     PAGES,
+    RECONSTRUCTIONS,
     REPO,
     chromium_page,
+    draw_digit,
     full_screenshot,
     streamlit_server,
     wait_complete,
@@ -93,6 +95,10 @@ def test_every_page_renders_completely_and_offline(committed_server, shot_dir):
                 assert page.locator('[data-testid="stAlertContentError"]').count() == 0, path
             sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
             assert "checkpoints/" in sidebar and "runs/" in sidebar and "no-runs" not in sidebar
+            if path == "explore":  # the screenshot shows a drawing and what both models make of it
+                draw_digit(page)
+                page.wait_for_function(RECONSTRUCTIONS, timeout=60_000)
+                wait_complete(page, images=8, charts=4)
             full_screenshot(page, shot_dir / f"{path or 'overview'}.png")
         # navigate by clicking, as a visitor does, and change a widget
         page.get_by_role("link", name="Samples").click()
