@@ -45,6 +45,7 @@ if not runs:
 table = pd.DataFrame([row(r) for r in runs], columns=[
     "run", "folder", "family", "data set", "preset", "latent size", "epochs", "training min", "device",
     "Fréchet distance ↓", "precision ↑", "recall ↑", "−ELBO ↓", "error"])
+table = table.astype({"latent size": "Int64", "epochs": "Int64"})  # whole numbers, empty where unreadable
 number = st.column_config.NumberColumn
 formats = {"training min": "%.1f", "Fréchet distance ↓": "%.1f", "precision ↑": "%.3f", "recall ↑": "%.3f",
            "−ELBO ↓": "%.2f"}
@@ -55,9 +56,8 @@ broken = sum(r.error is not None for r in runs)
 st.caption(f"{len(runs)} runs" + (f", {broken} of them broken (their error is in the last column)." if broken else "."))
 
 picked = [runs[i] for i in event.selection.rows if 0 <= i < len(runs)]
-families = sorted({r.model for r in picked})
-if len(picked) == 2 and families == sorted(data.KINDS) and picked[0].dataset == picked[1].dataset and not any(
-        r.error for r in picked):
+comparable = not any(r.error for r in picked) and {r.model for r in picked} == set(data.KINDS)
+if len(picked) == 2 and comparable and picked[0].dataset == picked[1].dataset:
     st.session_state["select_run"] = [{"kind": r.model, "dataset": r.dataset, "path": r.path} for r in picked]
     st.switch_page("views/overview.py")  # the sidebar takes the pair from select_run
 elif len(picked) == 1:
