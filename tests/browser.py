@@ -20,7 +20,7 @@ NO_CHROMIUM = ("no `chromium` on PATH and no $CHROMIUM: install it (Debian/Ubunt
                "macOS: brew install --cask chromium) or run the other tests with: make test-no-browser")
 PAGES = {  # url path -> title shown on the page
     "": "GAN vs VAE", "samples": "Samples", "latent": "Latent space", "curves": "Training curves",
-    "metrics": "Metrics", "retrain": "Retrain", "concepts": "Concepts", "explore": "Explore",
+    "metrics": "Metrics", "runs": "Runs", "retrain": "Retrain", "concepts": "Concepts", "explore": "Explore",
 }
 
 

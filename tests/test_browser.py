@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 LOCAL = re.compile(r"^(https?://127\.0\.0\.1:\d+/|data:|blob:|about:)")
 # what each page must show before it counts as rendered: (images, Plotly charts)
 CONTENT = {"": (2, 0), "samples": (7, 0), "latent": (0, 2), "curves": (0, 5), "metrics": (2, 2),
-           "retrain": (0, 0), "concepts": (0, 0), "explore": (4, 1)}
+           "runs": (0, 0), "retrain": (0, 0), "concepts": (0, 0), "explore": (4, 1)}
 # elements whose text must never be cut off: scrollWidth > clientWidth means clipped or ellipsised
 CLIPPED = """() => {
     const bad = [];
@@ -78,6 +78,8 @@ def open_page(page, url: str, path: str) -> None:
     wait_rendered(page, PAGES[path])
     images, charts = CONTENT[path]
     wait_complete(page, images, charts)
+    if path == "runs":  # the table is drawn on a canvas, with its header row
+        page.locator('[data-testid="stDataFrame"] canvas').first.wait_for(timeout=60_000)
     if path == "concepts":  # KaTeX renders after the script has finished
         page.wait_for_function("() => document.querySelectorAll('.katex-display').length >= 5", timeout=60_000)
 
