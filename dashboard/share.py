@@ -132,6 +132,22 @@ def widget(make: Callable, label: str, *args, key: str, default, parse: Parser, 
     return value
 
 
+def selection(param: str, rows: list[int], ids, limit: int = 48) -> list[int]:
+    """Rows picked on a chart (a Plotly selection cannot be set from Python), shared as ?param=<ids>, the rows'
+    ids (test-set indices) joined by commas, the first `limit` of them. Until the visitor selects something on
+    the chart, the URL's ids pick the rows (ids this map lacks are skipped); from then on the selection does."""
+    ids = [int(i) for i in ids]
+    seen = f"_selected_{param}"
+    if rows:
+        st.session_state[seen] = True
+    elif not st.session_state.get(seen):
+        wanted = from_url(param, lambda text: [integer(0, 10**9)(t) for t in text.split(",")[:limit]])
+        position = {v: i for i, v in enumerate(ids)}
+        rows = [position[v] for v in wanted or [] if v in position]
+    to_url(param, ",".join(str(ids[r]) for r in rows[:limit]) or None)
+    return rows
+
+
 def fmt_number(value: float) -> str:
     return f"{value:g}"
 

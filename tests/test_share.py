@@ -261,3 +261,40 @@ def test_metrics_page_and_overview_downloads(monkeypatch, evaluated_runs, clicks
                            "mnist-gan.zip"}
     names = zip_names(click(clicks, "mnist-gan.zip"))
     assert "mnist-gan/model.safetensors" in names and all(n.startswith("mnist-gan/") for n in names)
+
+
+def test_latent_page_digits_from_the_url(monkeypatch, shared_runs):
+    import numpy as np
+
+    emb = np.load(shared_runs / "mnist-vae" / "embeddings.npz")
+    ids = [int(i) for i in emb["indices"][[0, 5, 9]]]
+    at = open_with(monkeypatch, shared_runs, "latent", digits_vae=",".join(map(str, ids)))
+    assert [i.caption for el in at.get("image") for i in el.proto.imgs] == ["3 selected"]  # the VAE's map only
+    assert at.query_params["digits_vae"] == ",".join(map(str, ids)) and "digits_gan" not in at.query_params
+    for bad in ("1e99", "-1", "x" * 500, "1,,2", str(10**12)):
+        at = open_with(monkeypatch, shared_runs, "latent", digits_vae=bad)
+        assert not at.get("image") and "digits_vae" not in at.query_params
+    at = open_with(monkeypatch, shared_runs, "latent", digits_vae=f"{ids[0]},999999999")  # not in this map: skipped
+    assert [i.caption for el in at.get("image") for i in el.proto.imgs] == ["1 selected"]
+
+
+def test_a_selection_on_a_chart_goes_into_the_url_and_comes_back():
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        from dashboard import share
+
+        st.write(repr(share.selection("digits", st.session_state.get("rows", []), [10, 20, 30, 40])))
+
+    at = AppTest.from_function(script)
+    at.query_params["digits"] = "30,99,10"
+    at.run()
+    assert at.markdown[0].value == "[2, 0]" and at.query_params["digits"] == "30,10"  # 99: not on this map
+    at.session_state["rows"] = [1, 3]  # the visitor selects on the chart
+    at.run()
+    assert at.markdown[0].value == "[1, 3]" and at.query_params["digits"] == "20,40"
+    at.session_state["rows"] = []  # and clears the selection: the URL's digits do not come back
+    at.run()
+    assert at.markdown[0].value == "[]" and "digits" not in at.query_params

@@ -59,6 +59,7 @@ for col, kind in zip(cols, data.KINDS):
                                 f"{data.LABELS[kind]} · {info.name}")
         event = st.plotly_chart(fig, on_select="rerun", key=f"map_{kind}", selection_mode=("points", "box", "lasso"))
         chosen = ui.selected_rows(event.selection.points if event else [], emb["labels"][:n])
+        chosen = share.selection(f"digits_{kind}", chosen, emb["indices"][:n])  # ?digits_vae=<test indices>
         if chosen and "images" in emb:
             shown = np.array(chosen[:48])
             ui.image_grid(data.grid(emb["images"][shown], ncol=12),
