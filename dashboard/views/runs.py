@@ -23,7 +23,7 @@ def row(info: data.RunInfo) -> dict:
         mc = cfg.get("model_config", {})
         out.update({"preset": mc.get("preset"), "latent size": mc.get("latent_dim"),
                     "epochs": cfg.get("epochs_completed"), "training min": cfg.get("wall_time_s", 0) / 60,
-                    "device": cfg.get("device")})
+                    "device": str(cfg.get("device") or "").split(" (")[0]})  # "cpu (x86_64, 1 threads)": cpu
         m = data.metrics(info.path) or {}
         ev = (m.get("evaluation") or {}).get("metrics", {})
         for key, column in (("frechet_distance", "Fréchet distance ↓"), ("precision", "precision ↑"),
@@ -42,16 +42,30 @@ runs = data.catalog()
 if not runs:
     st.info("No run folders yet: train one with `python -m core train` or on the Retrain page.")
     st.stop()
-table = pd.DataFrame([row(r) for r in runs], columns=[
-    "run", "folder", "family", "data set", "preset", "latent size", "epochs", "training min", "device",
-    "Fréchet distance ↓", "precision ↑", "recall ↑", "−ELBO ↓", "error"])
+table = pd.DataFrame([row(r) for r in runs], columns=[  # the headline metrics first, then the settings
+    "run", "family", "data set", "Fréchet distance ↓", "precision ↑", "recall ↑", "−ELBO ↓", "epochs",
+    "training min", "latent size", "preset", "device", "folder", "error"])
 table = table.astype({"latent size": "Int64", "epochs": "Int64"})  # whole numbers, empty where unreadable
-number = st.column_config.NumberColumn
-formats = {"training min": "%.1f", "Fréchet distance ↓": "%.1f", "precision ↑": "%.3f", "recall ↑": "%.3f",
-           "−ELBO ↓": "%.2f"}
+table[["preset", "device", "error"]] = table[["preset", "device", "error"]].fillna("")
+number, text = st.column_config.NumberColumn, st.column_config.TextColumn
+columns = {  # short headers (the frame keeps the full names), the detail in each header's tooltip
+    "run": text(width=190, pinned=True), "family": text(width=70), "data set": text(width=105),
+    "Fréchet distance ↓": number("FD ↓", format="%.1f", width=65,
+                                 help="Fréchet distance of 10,000 samples in the classifier's features (the "
+                                      "Metrics page's first row; mean over seeds). Lower is better."),
+    "precision ↑": number("prec. ↑", format="%.3f", width=70, help="Precision (fidelity), mean over seeds"),
+    "recall ↑": number(format="%.3f", width=70, help="Recall (coverage), mean over seeds"),
+    "−ELBO ↓": number(format="%.1f", width=70,
+                      help="Negative ELBO on the test digits, nats per image (VAEs: evaluation, else held-out)"),
+    "epochs": number(width=65), "training min": number("min", format="%.1f", width=55,
+                                                       help="Training time in minutes (wall clock)"),
+    "latent size": number("latent", width=60), "preset": text(width=60),
+    "device": text(width=60, help="Where it was trained (the Overview gives the threads)"),
+    "folder": text(width=100, help="checkpoints: committed; runs: retrained"),
+    "error": text(width="large", help="Why the run cannot be loaded (empty: it loads)"),
+}
 event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
-                     column_config={**{c: number(format=f) for c, f in formats.items()},
-                                    "error": st.column_config.TextColumn(width="large")})
+                     column_config=columns)
 broken = sum(r.error is not None for r in runs)
 st.caption(f"{len(runs)} runs" + (f", {broken} of them broken (their error is in the last column)." if broken else "."))
 
