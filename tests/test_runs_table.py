@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from .test_dashboard import evaluated_runs, goto, open_app  # noqa: F401 (fixture)
+from .test_hostile import hostile_root  # noqa: F401 (fixture)
 from .test_share import click, clicks, zip_names  # noqa: F401 (fixture)
 
 
@@ -101,3 +102,23 @@ def test_one_picked_run_downloads_as_a_zip(monkeypatch, many_runs, clicks):  # n
     select(at, "garbage")  # a broken run's own files can still be downloaded, bounded as ever
     assert "garbage/config.json" in zip_names(click(clicks, "garbage.zip"))
     assert Path(ck).name not in "".join(zip_names(click(clicks, "garbage.zip")))
+
+
+def test_hostile_run_folders_are_rows_with_their_error_and_zip_without_links(
+        monkeypatch, tiny_runs, hostile_root, clicks):  # noqa: F811
+    from .test_hostile import ALL, FOLDER_LINK, expected_file
+
+    at = goto(open_app(monkeypatch, hostile_root, runs=tiny_runs), "runs")
+    table = at.dataframe[0].value.set_index("run")
+    assert set(ALL) <= set(table.index) and {"mnist-vae", "mnist-gan"} <= set(table.index)
+    for name in ALL:
+        assert expected_file(name) in table.loc[name, "error"], name
+    assert table.loc["mnist-vae", "error"] == "" and str(hostile_root) not in table.to_csv()
+    for name in [n for n in ALL if n.endswith("-symlink") and n != FOLDER_LINK]:
+        select(at, name)
+        linked = f"{name}/{expected_file(name)}"
+        names = zip_names(click(clicks, f"{name}.zip"))
+        assert linked not in names, name
+        assert f"{name}/config.json" in names or name == "config-symlink", name
+    select(at, FOLDER_LINK)  # the folder itself is a link: no button, a sentence
+    assert not at.get("download_button") and "cannot be downloaded" in " ".join(c.value for c in at.caption)
