@@ -185,17 +185,35 @@ def axis_directions(dims: np.ndarray, latent_dim: int) -> np.ndarray:
 
 
 # --- neighbours ------------------------------------------------------------------------------------
-def nearest(query: np.ndarray, reference: np.ndarray, k: int = 8, chunk: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+def squared_norms(reference: np.ndarray, chunk: int = 10_000) -> np.ndarray:
+    """|r|^2 of each row of `reference` (uint8 read as /255), to pass to `nearest` for repeated searches."""
+    out = np.empty(len(reference), np.float32)
+    for start in range(0, len(reference), chunk):
+        r = np.asarray(reference[start:start + chunk])
+        rf = r.reshape(len(r), -1).astype(np.float32) / (255.0 if r.dtype == np.uint8 else 1.0)
+        out[start:start + len(r)] = np.einsum("ij,ij->i", rf, rf)
+    return out
+
+
+def nearest(query: np.ndarray, reference: np.ndarray, k: int = 8, chunk: int = 10_000,
+            ref_sq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The k rows of `reference` closest to `query` in Euclidean distance, nearest first: (indices, distances).
-    Works for images ((28, 28) query, (N, 28, 28) reference; uint8 is read as /255) and codes ((D,), (N, D))."""
+    Works for images ((28, 28) query, (N, 28, 28) reference; uint8 is read as /255) and codes ((D,), (N, D)).
+    `ref_sq` (from `squared_norms`) saves a pass over the reference: |r - q|^2 = |r|^2 - 2 r.q + |q|^2."""
     q = np.asarray(query, np.float32)
     q = (q / 255.0 if np.asarray(query).dtype == np.uint8 else q).reshape(-1)
     k = min(k, len(reference))
     dists = np.empty(len(reference), np.float32)
     for start in range(0, len(reference), chunk):
         r = np.asarray(reference[start:start + chunk])
-        rf = r.reshape(len(r), -1).astype(np.float32) / (255.0 if r.dtype == np.uint8 else 1.0)
-        dists[start:start + len(r)] = np.sqrt(np.maximum(((rf - q) ** 2).sum(axis=1), 0.0))
+        scale = 255.0 if r.dtype == np.uint8 else 1.0
+        flat = r.reshape(len(r), -1)
+        if ref_sq is None:
+            rf = flat.astype(np.float32) / scale
+            d2 = ((rf - q) ** 2).sum(axis=1)
+        else:
+            d2 = ref_sq[start:start + len(r)] - 2.0 * (flat @ (q / scale)) + q @ q
+        dists[start:start + len(r)] = np.sqrt(np.maximum(d2, 0.0))
     idx = np.argpartition(dists, k - 1)[:k] if k < len(dists) else np.arange(len(dists))
     idx = idx[np.argsort(dists[idx], kind="stable")]
     return idx, dists[idx]
@@ -210,5 +228,5 @@ def place_by_neighbours(code: np.ndarray, codes: np.ndarray, coords: np.ndarray,
 
 
 __all__ = ["to_grey", "prepare", "posterior", "per_dim_kl", "activity", "active_units", "neg_elbo",
-           "principal_directions", "project", "traversal_codes", "axis_directions", "nearest",
+           "principal_directions", "project", "traversal_codes", "axis_directions", "nearest", "squared_norms",
            "place_by_neighbours", "has_posterior", "has_encoder", "ACTIVE_THRESHOLD"]

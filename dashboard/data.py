@@ -716,18 +716,20 @@ def map_position(path: str, code: np.ndarray, method: str) -> tuple[np.ndarray, 
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the training digits…")
-def _train_images(dataset: str, root: str) -> np.ndarray:
+def _train_images(dataset: str, root: str) -> tuple[np.ndarray, np.ndarray]:
     from core.data import load_split
+    from core.explore import squared_norms
 
-    return load_split(dataset, root, train=True)[0][:, 0].numpy()  # uint8 (60000, 28, 28), 47 MB
+    images = load_split(dataset, root, train=True)[0][:, 0].numpy()  # uint8 (60000, 28, 28), 47 MB
+    return images, squared_norms(images)
 
 
 @st.cache_data(max_entries=64, ttl=600, show_spinner=False)
 def _nearest_train(dataset: str, root: str, digit: bytes, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from core.explore import nearest
 
-    train = _train_images(dataset, root)
-    idx, dist = nearest(np.frombuffer(digit, np.uint8).reshape(28, 28), train, k)
+    train, sq = _train_images(dataset, root)
+    idx, dist = nearest(np.frombuffer(digit, np.uint8).reshape(28, 28), train, k, ref_sq=sq)
     return train[idx], idx, dist
 
 

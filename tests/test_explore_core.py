@@ -138,6 +138,9 @@ def test_nearest_and_placement_by_neighbours():
     assert idx[0] == 123 and d[0] == 0.0 and np.all(np.diff(d) >= 0) and len(idx) == 3
     brute = np.sqrt(((ref.reshape(500, -1) / 255.0 - ref[123].reshape(-1) / 255.0) ** 2).sum(1))
     assert np.allclose(np.sort(brute)[:3], d, atol=1e-4)
+    fast, fd = explore.nearest(ref[7], ref, k=4, chunk=64, ref_sq=explore.squared_norms(ref, chunk=100))
+    slow, sd = explore.nearest(ref[7], ref, k=4)
+    assert list(fast) == list(slow) and np.allclose(fd, sd, atol=1e-3) and fast[0] == 7
     codes = np.array([[0, 0], [0, 1], [10, 10], [10, 11]], np.float32)
     coords = np.array([[1, 1], [3, 3], [-5, -5], [-7, -7]], np.float32)
     pos, nb = explore.place_by_neighbours(np.array([0, 0.4], np.float32), codes, coords, k=2)
