@@ -186,3 +186,20 @@ def test_committed_runs_both_data_sets_and_nearest_training_digits(monkeypatch, 
     assert not at.exception and not at.error
     at.file_uploader(key="ex_upload").set_value(("s.png", seven(), "image/png")).run()
     assert any(m.value.startswith("The fashion-mnist classifier reads") for m in at.markdown)
+
+
+def test_a_retrained_dense_run_with_another_latent_size(monkeypatch, tmp_path, tiny_runs, splits):
+    """A run from the Retrain page (under RUNS_DIR, dense `seed` preset, 4 latent dimensions beside the GAN's 8)."""
+    runs = tmp_path / "runs"
+    run = make_tiny_run("vae", runs / "vae-mnist-20261126-0400-abcd", splits, preset="seed", latent_dim=4, epochs=1)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data"))
+    at = open_app(monkeypatch, tiny_runs, runs=runs)
+    at.selectbox(key="pick_vae").set_value(str(run)).run()
+    goto(at, "explore")
+    assert not at.error
+    kl = [c for c in charts(at) if c["layout"]["title"]["text"].startswith("KL per dimension")]
+    assert len(kl[0]["data"][0]["x"]) == 4
+    at = upload(at, seven())
+    shown = [i.caption for el in at.get("image") for i in el.proto.imgs]
+    assert "VAE: decoder(μ(x))" in shown and "GAN: G(E(x))" in shown
+    assert any("ELBO" in m.label for m in at.metric)
