@@ -78,6 +78,8 @@ def names(runs: Iterable, separator: str = ",") -> Parser:
     parse_one = choice(runs, names=lambda r: r.name)
 
     def parse(text: str) -> list[str]:
+        if not text:  # none picked (the URL never carries an empty value: from_url ignores it)
+            return []
         out = []
         for name in text.split(separator):
             path = parse_one(name).path
@@ -108,12 +110,18 @@ def to_url(param: str, text: str | None) -> None:
         st.query_params[param] = text
 
 
-def bind(key: str, default, parse: Parser, param: str | None = None) -> None:
+def bind(key: str, default, parse: Parser, param: str | None = None, encode: Callable[[Any], str] = str) -> None:
     """Before the widget `key` is created: at its first render in this session, seed its value from the URL
-    (or the default). The widget itself must then be created without a value/index of its own."""
+    (or the default); later, a value its parser now refuses (another run with fewer epochs, say) becomes the
+    default again. The widget itself must be created without a value/index of its own."""
     if key not in st.session_state:
         value = from_url(param or key, parse)
         st.session_state[key] = default if value is None else value
+        return
+    try:
+        parse(encode(st.session_state[key]))
+    except (ValueError, TypeError, KeyError, OverflowError):
+        st.session_state[key] = default
 
 
 def publish(key: str, default, param: str | None = None, encode: Callable[[Any], str] = str) -> None:
@@ -126,7 +134,7 @@ def widget(make: Callable, label: str, *args, key: str, default, parse: Parser, 
            encode: Callable[[Any], str] = str, **kwargs):
     """`make(label, *args, key=key, **kwargs)` (st.slider, a column's number_input, ...) bound to ?param=
     (default: the key). Returns the widget's value."""
-    bind(key, default, parse, param)
+    bind(key, default, parse, param, encode)
     value = make(label, *args, key=key, **kwargs)
     publish(key, default, param, encode)
     return value

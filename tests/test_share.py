@@ -298,3 +298,17 @@ def test_a_selection_on_a_chart_goes_into_the_url_and_comes_back():
     at.session_state["rows"] = []  # and clears the selection: the URL's digits do not come back
     at.run()
     assert at.markdown[0].value == "[]" and "digits" not in at.query_params
+
+
+def test_a_value_gone_stale_in_the_session_falls_back_to_the_default(monkeypatch, tmp_path, shared_runs):
+    root = tmp_path / "ck"
+    shutil.copytree(shared_runs, root)
+    more = root / "mnist-vae-seed1" / "samples"
+    shutil.copy(more / "epoch_002.png", more / "epoch_003.png")  # 3 grids here, 2 in mnist-vae
+    at = open_with(monkeypatch, root, "samples", vae="mnist-vae-seed1")
+    assert at.slider(key="epoch_vae").value == 3
+    at.selectbox(key="pick_vae").set_value(str(root / "mnist-vae")).run()
+    assert at.slider(key="epoch_vae").value == 2 and not at.exception  # the last epoch again, not the first
+    at = open_with(monkeypatch, root, "curves")
+    at.multiselect(key="overlay_vae").set_value([]).run()  # cleared by the visitor: stays cleared
+    assert at.multiselect(key="overlay_vae").value == [] and not at.exception
