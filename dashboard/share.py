@@ -26,7 +26,7 @@ import numpy as np
 import streamlit as st
 
 from core import validate
-from core.checkpoint import CheckpointError
+from core.validate import CheckpointError
 
 MAX_PARAM = 200  # characters: a longer query value is ignored
 Parser = Callable[[str], Any]  # raises ValueError (or returns None) for a value it refuses
