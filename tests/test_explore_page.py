@@ -203,3 +203,30 @@ def test_a_retrained_dense_run_with_another_latent_size(monkeypatch, tmp_path, t
     shown = [i.caption for el in at.get("image") for i in el.proto.imgs]
     assert "VAE: decoder(μ(x))" in shown and "GAN: G(E(x))" in shown
     assert any("ELBO" in m.label for m in at.metric)
+
+
+def test_a_copied_url_reopens_the_same_explore_view(monkeypatch, tiny_runs, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from .test_dashboard import APP
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data"))
+    at = goto(open_app(monkeypatch, tiny_runs), "explore")
+    default = images(at)
+    assert not any(k.startswith("ex_") for k in at.query_params)  # defaults stay out of the URL
+    at.number_input(key="ex_seed").set_value(4).run()
+    at.selectbox(key="ex_class_a").set_value(2).run()
+    at.radio(key="ex_int_mode").set_value("linear").run()
+    query = {k: v for k, v in at.query_params.items()}
+    assert (query["ex_seed"], query["ex_class_a"], query["ex_int_mode"]) == ("4", "2", "linear")
+    changed = images(at)
+    again = AppTest.from_file(APP, default_timeout=120)
+    again.query_params.update(query)
+    again.switch_page("views/explore.py")
+    again.run()
+    assert not again.exception and images(again) == changed != default
+    hostile = AppTest.from_file(APP, default_timeout=120)  # values no widget accepts: the defaults, no error
+    hostile.query_params.update({"ex_seed": "1e9999", "ex_class_a": "12", "ex_steps": "6", "ex_map": "<b>"})
+    hostile.switch_page("views/explore.py")
+    hostile.run()
+    assert not hostile.exception and not hostile.error and images(hostile) == default

@@ -6,7 +6,10 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from dashboard import components as ui
-from dashboard import data
+from dashboard import data, share
+
+MAPS = ["PCA", "t-SNE"]
+PATHS = ["spherical", "linear"]
 
 st.title("Explore")
 runs = {k: data.selected(k) for k in data.KINDS}
@@ -79,12 +82,12 @@ def draw_section() -> None:
             if data.has_posterior(runs[k].path):
                 mine = data.neg_elbo(runs[k].path, digit[None])
                 test = data.posterior_stats(runs[k].path)["test_neg_elbo"]
-                share = float((test < mine["neg_elbo"][0]).mean())
+                lower = float((test < mine["neg_elbo"][0]).mean())
                 st.metric(f"{data.LABELS[k]} −ELBO of your digit", f"{mine['neg_elbo'][0]:.1f} nats", border=True,
                           help="−ELBO = reconstruction + KL, an upper bound on −log p(x): lower means likelier. "
                                "Grey levels count as the probability that a pixel is on, as in training.")
                 st.caption(f"reconstruction {mine['reconstruction'][0]:.1f} + KL {mine['kl'][0]:.1f} nats. The run's "
-                           f"{len(test):,} test digits: median {np.median(test):.1f} nats; {share:.0%} of them have "
+                           f"{len(test):,} test digits: median {np.median(test):.1f} nats; {lower:.0%} of them have "
                            "a lower −ELBO than your digit.")
     if probs is not None:
         st.plotly_chart(ui.bar_chart(classes, [{"y": probs[0].tolist(), "name": "p(class | your digit)",
@@ -92,7 +95,8 @@ def draw_section() -> None:
                                      percent=True), key="ex_probs")
 
     if readers:
-        method = st.radio("Where it lands", ["PCA", "t-SNE"], horizontal=True, key="ex_map")
+        method = share.widget(st.radio, "Where it lands", MAPS, horizontal=True, key="ex_map", default="PCA",
+                              parse=share.choice(MAPS))
         if method == "PCA":
             st.caption("PCA is linear: the star is the exact projection of your digit's code onto the map's two axes.")
         else:
@@ -136,10 +140,12 @@ for k in ok:
                    "2016); grey bars are inactive units: their posterior stays at the prior whatever the digit "
                    "(posterior collapse), so the decoder ignores them.")
 c1, c2, c3 = st.columns(3)
-seed = c1.number_input("Seed of the code to start from", 0, 2**31 - 1, 0, key="ex_seed",
-                       help="The same code z ~ N(0, I) as that seed's first sample on the Samples page.")
-rows = c2.slider("Rows", 1, 8, 5, key="ex_rows")
-steps = c3.slider("Steps from −3σ to +3σ", 5, 13, 9, 2, key="ex_steps")
+seed = share.widget(c1.number_input, "Seed of the code to start from", 0, 2**31 - 1, key="ex_seed", default=0,
+                    parse=share.integer(0, 2**31 - 1),
+                    help="The same code z ~ N(0, I) as that seed's first sample on the Samples page.")
+rows = share.widget(c2.slider, "Rows", 1, 8, key="ex_rows", default=5, parse=share.integer(1, 8))
+steps = share.widget(c3.slider, "Steps from −3σ to +3σ", 5, 13, step=2, key="ex_steps", default=9,
+                     parse=share.choice(range(5, 14, 2)))
 cols = st.columns(len(ok))
 for col, k in zip(cols, ok):
     path = runs[k].path
@@ -176,28 +182,35 @@ if not readers:
 if "images" not in pool:
     st.warning("This run's embeddings.npz has no test images; recompute it with `python -m core embed RUN`.")
     st.stop()
-by = st.radio("Pick two test digits", ["by class", "by test-set index"], horizontal=True, key="ex_pick")
+PICKS = ["by class", "by test-set index"]
+by = share.widget(st.radio, "Pick two test digits", PICKS, horizontal=True, key="ex_pick", default=PICKS[0],
+                  parse=share.choice(PICKS))
 c1, c2, c3, c4 = st.columns(4)
 if by == "by class":
-    a_cls = c1.selectbox("First class", range(len(classes)), 1, format_func=classes.__getitem__, key="ex_class_a")
-    b_cls = c2.selectbox("Second class", range(len(classes)), 7 % len(classes), format_func=classes.__getitem__,
-                         key="ex_class_b")
-    which = c3.number_input("Which of them", 0, 100, 0, key="ex_which",
-                            help="0: the first digit of that class in the test subset, 1: the second, …")
+    ids = range(len(classes))
+    a_cls = share.widget(c1.selectbox, "First class", ids, format_func=classes.__getitem__, key="ex_class_a",
+                         default=1, parse=share.choice(ids))
+    b_cls = share.widget(c2.selectbox, "Second class", ids, format_func=classes.__getitem__, key="ex_class_b",
+                         default=7, parse=share.choice(ids))
+    which = share.widget(c3.number_input, "Which of them", 0, 100, key="ex_which", default=0,
+                         parse=share.integer(0, 100),
+                         help="0: the first digit of that class in the test subset, 1: the second, …")
     picks = []
     for cls in (a_cls, b_cls):
         members = np.flatnonzero(pool["labels"] == cls)
         picks.append(int(members[which % len(members)]) if len(members) else 0)
 else:
-    wanted = [c1.number_input("First test digit #", 0, 9_999, int(pool["indices"][0]), key="ex_index_a"),
-              c2.number_input("Second test digit #", 0, 9_999, int(pool["indices"][1]), key="ex_index_b")]
+    wanted = [share.widget(col.number_input, f"{nth} test digit #", 0, 9_999, key=f"ex_index_{ab}",
+                           default=int(pool["indices"][i]), parse=share.integer(0, 9_999))
+              for i, (col, nth, ab) in enumerate([(c1, "First", "a"), (c2, "Second", "b")])]
     picks = [int(np.argmin(np.abs(pool["indices"] - w))) for w in wanted]  # the nearest index the run carries
     if any(pool["indices"][p] != w for p, w in zip(picks, wanted)):
         st.caption(f"The runs carry {len(pool['indices']):,} of the test digits: the nearest index is used.")
 with c4:
-    steps_i = st.slider("Steps", 3, 16, 10, key="ex_int_steps")
-mode = st.radio("Path", ["spherical", "linear"], horizontal=True, key="ex_int_mode",
-                help="Spherical (slerp) keeps |z| typical of N(0, I); linear passes close to the origin.")
+    steps_i = share.widget(st.slider, "Steps", 3, 16, key="ex_int_steps", default=10, parse=share.integer(3, 16))
+mode = share.widget(st.radio, "Path", PATHS, horizontal=True, key="ex_int_mode", default=PATHS[0],
+                    parse=share.choice(PATHS),
+                    help="Spherical (slerp) keeps |z| typical of N(0, I); linear passes close to the origin.")
 pair = pool["images"][picks]
 st.caption(f"From test #{pool['indices'][picks[0]]} ({classes[pool['labels'][picks[0]]]}) to test "
            f"#{pool['indices'][picks[1]]} ({classes[pool['labels'][picks[1]]]}). First and last columns: the two "
