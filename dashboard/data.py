@@ -657,19 +657,27 @@ def neg_elbo(path: str, digits: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _posterior_stats(path: str, stamp: tuple) -> dict:
+def _posterior_stats(path: str, stamp: tuple) -> dict | None:
     from core.explore import activity, neg_elbo, per_dim_kl, posterior
 
-    images = embeddings(path)["images"]
+    images = embeddings(path).get("images")
+    if images is None:  # an embeddings.npz from before the digits were stored in it
+        return None
     mu, logvar = posterior(model(path), images)
     return {"kl": per_dim_kl(mu, logvar), "activity": activity(mu), "n": len(images),
             "test_neg_elbo": neg_elbo(model(path), images, samples=ELBO_SAMPLES)["neg_elbo"]}
 
 
-def posterior_stats(path: str) -> dict:
+def posterior_stats(path: str) -> dict | None:
     """On the run's test subset (embeddings.npz images): per-dimension KL (nats), Cov_x(E_q[z_j]) per
-    dimension, and each digit's -ELBO, for the VAE."""
+    dimension, and each digit's -ELBO, for the VAE (None when embeddings.npz holds no digits)."""
     return _posterior_stats(path, _run_stamp(path))
+
+
+def activity(path: str) -> np.ndarray:
+    """Cov_x(E_q[z_j]) per latent dimension over the run's test subset: the variance of its stored codes
+    (a VAE's codes are the posterior means mu(x)); needs no digits in embeddings.npz."""
+    return embeddings(path)["codes"].astype(np.float64).var(axis=0)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -695,10 +703,13 @@ def traversal(path: str, directions: np.ndarray, scales: np.ndarray, seed: int, 
 
 
 def nearest_test(path: str, digit: np.ndarray, k: int = 8):
-    """The k digits of the run's test subset nearest to `digit` in pixels: (images, test-set indices, distances)."""
+    """The k digits of the run's test subset nearest to `digit` in pixels: (images, test-set indices, distances),
+    or None when embeddings.npz holds no digits."""
     from core.explore import nearest
 
     emb = embeddings(path)
+    if "images" not in emb:
+        return None
     idx, dist = nearest(digit, emb["images"], k)
     return emb["images"][idx], emb["indices"][idx], dist
 

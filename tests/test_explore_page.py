@@ -230,3 +230,23 @@ def test_a_copied_url_reopens_the_same_explore_view(monkeypatch, tiny_runs, tmp_
     hostile.switch_page("views/explore.py")
     hostile.run()
     assert not hostile.exception and not hostile.error and images(hostile) == default
+
+
+def test_runs_whose_embeddings_hold_no_digits(monkeypatch, tmp_path, tiny_runs):
+    """embeddings.npz from before the test digits were stored in it: messages where the digits are needed."""
+    root = tmp_path / "ck"
+    shutil.copytree(tiny_runs, root)
+    for kind in ("vae", "gan"):
+        f = root / f"mnist-{kind}" / "embeddings.npz"
+        with np.load(f) as z:
+            kept = {k: z[k] for k in z.files if k != "images"}
+        np.savez_compressed(f, **kept)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data"))
+    at = goto(open_app(monkeypatch, root), "explore")
+    assert not at.error
+    assert any("holds no test digits: no KL per dimension" in i.value for i in at.info)
+    assert any("no test images" in w.value for w in at.warning)  # the interpolation says what to do
+    assert len(images(at)) == 2  # both traversal grids still work (from the stored codes)
+    at = upload(at, one())
+    assert any("no nearest digits to show" in i.value for i in at.info)
+    assert any("holds no test digits to compare with" in c.value for c in at.caption)

@@ -81,14 +81,18 @@ def draw_section() -> None:
         for k in readers:
             if data.has_posterior(runs[k].path):
                 mine = data.neg_elbo(runs[k].path, digit[None])
-                test = data.posterior_stats(runs[k].path)["test_neg_elbo"]
-                lower = float((test < mine["neg_elbo"][0]).mean())
+                stats = data.posterior_stats(runs[k].path)
                 st.metric(f"{data.LABELS[k]} −ELBO of your digit", f"{mine['neg_elbo'][0]:.1f} nats", border=True,
                           help="−ELBO = reconstruction + KL, an upper bound on −log p(x): lower means likelier. "
                                "Grey levels count as the probability that a pixel is on, as in training.")
-                st.caption(f"reconstruction {mine['reconstruction'][0]:.1f} + KL {mine['kl'][0]:.1f} nats. The run's "
-                           f"{len(test):,} test digits: median {np.median(test):.1f} nats; {lower:.0%} of them have "
-                           "a lower −ELBO than your digit.")
+                terms = f"reconstruction {mine['reconstruction'][0]:.1f} + KL {mine['kl'][0]:.1f} nats."
+                if stats is None:
+                    st.caption(terms + " (This run's embeddings.npz holds no test digits to compare with.)")
+                    continue
+                test = stats["test_neg_elbo"]
+                lower = float((test < mine["neg_elbo"][0]).mean())
+                st.caption(f"{terms} The run's {len(test):,} test digits: median {np.median(test):.1f} nats; "
+                           f"{lower:.0%} of them have a lower −ELBO than your digit.")
     if probs is not None:
         st.plotly_chart(ui.bar_chart(classes, [{"y": probs[0].tolist(), "name": "p(class | your digit)",
                                                 "color": "#4b5563"}], "Classifier's reading", "probability",
@@ -119,8 +123,11 @@ def draw_section() -> None:
         imgs, idx, _ = near
         ui.image_grid(big(imgs, ncol=len(imgs), scale=2),
                       caption="nearest training digits (pixel distance): " + ", ".join(f"#{i}" for i in idx))
+    elif (near := data.nearest_test(runs[ok[0]].path, digit)) is None:
+        st.info(f"The {dataset} training set is not on this server and this run's embeddings.npz holds no test "
+                "digits: no nearest digits to show.")
     else:
-        imgs, idx, _ = data.nearest_test(runs[ok[0]].path, digit)
+        imgs, idx, _ = near
         ui.image_grid(big(imgs, ncol=len(imgs), scale=2),
                       caption=f"The {dataset} training set is not on this server: the nearest of the run's test digits "
                               "(pixel distance) instead: " + ", ".join(f"test #{i}" for i in idx))
@@ -133,6 +140,10 @@ st.header("Latent dimensions")
 for k in ok:
     if data.has_posterior(runs[k].path):
         stats = data.posterior_stats(runs[k].path)
+        if stats is None:
+            st.info(f"The {data.LABELS[k]} run's embeddings.npz holds no test digits: no KL per dimension. "
+                    "Recompute it with `python -m core embed RUN`.")
+            continue
         st.plotly_chart(ui.kl_bars(stats["kl"], stats["activity"], 0.01, ui.COLORS[k]), key=f"ex_kl_{k}")
         st.caption(f"{data.LABELS[k]} `{runs[k].name}`, on its {stats['n']:,} test digits: KL(q(z_j|x) ‖ N(0, 1)) per "
                    f"dimension, summing to the ELBO's KL term ({stats['kl'].sum():.1f} nats). A unit is *active* when "
@@ -152,7 +163,7 @@ for col, k in zip(cols, ok):
     with col:
         st.markdown(f"**{data.LABELS[k]}**")
         if data.has_posterior(path):
-            activity = data.posterior_stats(path)["activity"]
+            activity = data.activity(path)
             dims = np.argsort(-activity, kind="stable")[:rows]
             directions = np.eye(len(activity), dtype=np.float32)[dims]
             scales = np.sqrt(activity[dims])
