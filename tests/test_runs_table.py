@@ -69,6 +69,16 @@ def test_runs_table_lists_every_run_with_settings_metrics_and_errors(monkeypatch
     assert "2 of them broken" in " ".join(c.value for c in at.caption)
 
 
+def test_the_table_downloads_as_csv(monkeypatch, many_runs, clicks):  # noqa: F811
+    import csv
+    import io
+
+    open_runs(monkeypatch, many_runs)
+    rows = {r["run"]: r for r in csv.DictReader(io.StringIO(click(clicks, "runs.csv").decode()))}
+    assert len(rows) == 6 and rows["mnist-gan"]["family"] == "GAN" and float(rows["mnist-gan"]["precision ↑"]) > 0
+    assert "model.safetensors" in rows["mnist-gan-broken"]["error"] and str(many_runs[0]) not in str(rows)
+
+
 def test_picking_a_vae_and_a_gan_selects_them_and_opens_the_overview(monkeypatch, many_runs):
     ck, runs = many_runs
     at = select(open_runs(monkeypatch, many_runs), "mnist-gan", "mnist-vae-retrained")
@@ -94,7 +104,7 @@ def test_pairs_that_cannot_be_compared_stay_on_the_page(monkeypatch, many_runs):
 def test_one_picked_run_downloads_as_a_zip(monkeypatch, many_runs, clicks):  # noqa: F811
     ck, runs = many_runs
     at = select(open_runs(monkeypatch, many_runs), "mnist-vae-retrained")
-    assert at.get("download_button")[0].proto.label.startswith("Run folder (zip")
+    assert [b.proto.label.split(" (")[0] for b in at.get("download_button")] == ["Table", "Run folder"]
     names = zip_names(click(clicks, "mnist-vae-retrained.zip"))
     expected = {f"mnist-vae-retrained/{p.relative_to(runs / 'mnist-vae-retrained')}"
                 for p in (runs / "mnist-vae-retrained").rglob("*") if p.is_file()}
@@ -121,4 +131,4 @@ def test_hostile_run_folders_are_rows_with_their_error_and_zip_without_links(
         assert linked not in names, name
         assert f"{name}/config.json" in names or name == "config-symlink", name
     select(at, FOLDER_LINK)  # the folder itself is a link: no button, a sentence
-    assert not at.get("download_button") and "cannot be downloaded" in " ".join(c.value for c in at.caption)
+    assert len(at.get("download_button")) == 1 and "cannot be downloaded" in " ".join(c.value for c in at.caption)

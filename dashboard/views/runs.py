@@ -67,7 +67,10 @@ columns = {  # short headers (the frame keeps the full names), the detail in eac
 event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
                      column_config=columns)
 broken = sum(r.error is not None for r in runs)
-st.caption(f"{len(runs)} runs" + (f", {broken} of them broken (their error is in the last column)." if broken else "."))
+left, right = st.columns([4, 1])
+left.caption(f"{len(runs)} runs" + (f", {broken} of them broken (their error in the last column)." if broken else "."))
+right.download_button("Table (CSV)", data=lambda: table.to_csv(index=False), file_name="runs.csv", mime="text/csv",
+                      icon=":material/download:", on_click="ignore", key="dl_runs_csv", width="stretch")
 
 picked = [runs[i] for i in event.selection.rows if 0 <= i < len(runs)]
 comparable = not any(r.error for r in picked) and {r.model for r in picked} == set(data.KINDS)
