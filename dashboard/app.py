@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data
+from dashboard import data, share
 
 HERE = Path(__file__).parent
 # a local favicon: a ":material/...:" icon would be fetched from fonts.gstatic.com (the app works offline)
@@ -46,14 +46,16 @@ def pick(kind: str, dataset: str | None) -> None:
         st.sidebar.warning(f"No {data.LABELS[kind]} run for this dataset.")
         st.session_state.pop(key, None)
         return
-    if st.session_state.get(key) not in paths:
+    if st.session_state.get(key) not in paths:  # first render, or another data set: the URL's run, else the default
+        shared = share.from_url(kind, share.choice(runs, names=lambda r: r.name))  # ?vae=<run folder name>
         default = next((r.path for r in runs if r.name == f"{dataset}-{kind}"),
                        next((r.path for r in runs if not r.error), paths[0]))
-        st.session_state[key] = default
+        st.session_state[key] = shared.path if shared else default
     labels = {r.path: r.label + (" ⚠" if r.error else "") for r in runs}
     folder = next(f"{Path(r.path).parent.name}/{r.name}" for r in runs if r.path == st.session_state[key])
     st.sidebar.selectbox(f"{data.LABELS[kind]} run", paths, key=key, format_func=labels.get,
                          help=f"Run folder: `{folder}`")
+    share.publish(key, None, param=kind, encode=lambda path: Path(path).name)  # the folder name, never the path
 
 
 pages = {
@@ -63,7 +65,9 @@ pages = {
         st.Page(HERE / "views/latent.py", title="Latent space", icon=":material/scatter_plot:"),
         st.Page(HERE / "views/curves.py", title="Training curves", icon=":material/show_chart:"),
         st.Page(HERE / "views/metrics.py", title="Metrics", icon=":material/leaderboard:"),
+        st.Page(HERE / "views/runs.py", title="Runs", icon=":material/table_rows:"),
     ],
+    "Explore": [st.Page(HERE / "views/explore.py", title="Explore", icon=":material/draw:")],
     "Train": [st.Page(HERE / "views/retrain.py", title="Retrain", icon=":material/model_training:")],
     "Learn": [st.Page(HERE / "views/concepts.py", title="Concepts", icon=":material/school:")],
 }
@@ -79,14 +83,17 @@ with guarded("in the sidebar"):
     else:
         st.sidebar.title("GAN vs VAE")
         options = data.datasets()
-        # A visitor's run that just finished on the Retrain page: select its data set and the run itself.
+        # A visitor's run that just finished on the Retrain page (one run), or a pair picked on the Runs page
+        # (a list): select its data set and the runs themselves.
         wanted = st.session_state.pop("select_run", None)
-        if wanted and wanted["dataset"] in options:
-            st.session_state.pop("dataset", None)  # the picker starts over from `index` below
-            st.session_state[f"pick_{wanted['kind']}"] = wanted["path"]
-        first = wanted["dataset"] if wanted and wanted["dataset"] in options else "mnist"
-        dataset = st.sidebar.selectbox("Dataset", options, key="dataset",
-                                       index=options.index(first) if first in options else 0)
+        for run in [wanted] if isinstance(wanted, dict) else wanted or []:
+            if run["dataset"] in options:
+                st.session_state["dataset"] = run["dataset"]
+                st.session_state[f"pick_{run['kind']}"] = run["path"]
+        if st.session_state.get("dataset") not in options:  # runs removed since: start over (from the URL)
+            st.session_state.pop("dataset", None)
+        dataset = share.widget(st.sidebar.selectbox, "Dataset", options, key="dataset",
+                               default="mnist" if "mnist" in options else options[0], parse=share.choice(options))
         for kind in data.KINDS:  # one picker per compared family (core.families)
             pick(kind, dataset)
         st.sidebar.caption(f"Runs from `{data.checkpoint_dir().name}/` and `{data.runs_dir().name}/`.")

@@ -16,9 +16,14 @@ CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
-def image_grid(img: np.ndarray, caption: str | None = None) -> None:
-    """Show one uint8 grid image at its native (already upscaled) size."""
+def image_grid(img: np.ndarray, caption: str | None = None, download: str | None = None) -> None:
+    """Show one uint8 grid image at its native (already upscaled) size; `download`: a file name for a PNG
+    download button under it."""
     st.image(img, caption=caption, clamp=True, width="content")
+    if download:
+        from dashboard import share
+
+        share.download_png(img, download)
 
 
 _ABS_PATH = re.compile(r"(?:[A-Za-z]:)?[/\\](?:[^\s/\\:'\"`]+[/\\])*([^\s/\\:'\"`]+[/\\][^\s/\\:'\"`]+)")
@@ -138,3 +143,35 @@ def metric_cards(rows: list[tuple[str, str, str | None]], per_row: int = 2) -> N
         cols = st.columns(per_row)
         for col, (label, value, help_text) in zip(cols, rows[start:start + per_row]):
             col.metric(label, value, help=help_text, border=True)
+
+
+# --- Explore page -------------------------------------------------------------------------------------
+def kl_bars(kl: np.ndarray, activity: np.ndarray, threshold: float, color: str) -> go.Figure:
+    """Per-dimension KL (nats) as bars, active units (Cov_x(E_q[z_j]) > threshold) in the model's colour,
+    inactive (collapsed) ones grey; hover gives both numbers."""
+    active = np.asarray(activity) > threshold
+    dims = [f"z{j}" for j in range(len(kl))]
+    fig = go.Figure(go.Bar(
+        x=dims, y=np.asarray(kl, float).tolist(), marker_color=[color if a else "#9ca3af" for a in active],
+        customdata=np.asarray(activity, float).tolist(),
+        hovertemplate="%{x}: KL %{y:.2f} nats<br>Cov<sub>x</sub>(E<sub>q</sub>[z]) = %{customdata:.3f}<extra></extra>"))
+    fig.update_xaxes(type="category", tickangle=0 if len(dims) <= 16 else -90)
+    fig.update_layout(title=f"KL per dimension: {int(active.sum())} of {len(kl)} units active", height=300,
+                      yaxis_title="nats per image", margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def mark_point(fig: go.Figure, xy, name: str, neighbours=None) -> go.Figure:
+    """A latent map (`latent_scatter`) with one extra point drawn as a black star, and optionally the
+    neighbours that placed it circled."""
+    if neighbours is not None and len(neighbours):
+        nb = np.asarray(neighbours, float)
+        ring = {"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 1.5, "color": "#111"}}
+        fig.add_trace(go.Scatter(x=nb[:, 0], y=nb[:, 1], mode="markers", name="its neighbours", hoverinfo="skip",
+                                 marker=ring))
+    fig.add_trace(go.Scatter(x=[float(xy[0])], y=[float(xy[1])], mode="markers", name=name,
+                             marker={"symbol": "star", "size": 20, "color": "#111",
+                                     "line": {"width": 1.5, "color": "#fff"}},
+                             hovertemplate=f"<b>{name}</b><extra></extra>"))
+    fig.update_layout(height=380, dragmode="pan")
+    return fig

@@ -569,3 +569,190 @@ def job_grid(job: dict) -> str | None:
             return str(grids[-1])
     grid = job.get("grid")
     return grid if grid and Path(grid).is_file() else None
+
+
+# === Explore page (draw a digit, latent dimensions, interpolate real digits) ===============================
+# Torch work lives in core.explore; these wrappers cache it per run version (the weights' and embeddings'
+# stamps) and, for a visitor's drawing, in bounded caches keyed on the drawing's pixels.
+ELBO_SAMPLES = 4  # draws of z for E_q[-log p(x|z)], for a drawing and for the test digits it is compared with
+
+
+def _run_stamp(path: str) -> tuple:
+    return _stamp(path, checkpoint.WEIGHTS), _stamp(path, checkpoint.EMBEDDINGS), _stamp(path)
+
+
+def has_encoder(path: str) -> bool:
+    """The run's model maps images to codes (VAE: mu(x); GAN: a trained encoder E)."""
+    from core.explore import has_encoder as he
+
+    return he(model(path))
+
+
+def has_posterior(path: str) -> bool:
+    """The run's model has a Gaussian posterior q(z|x), hence per-dimension KL and an ELBO (the VAE)."""
+    from core.explore import has_posterior as hp
+
+    return hp(model(path))
+
+
+def classifier_path(dataset: str) -> str | None:
+    """The committed classifier of a data set (checkpoints/<dataset>-classifier), when it loads."""
+    info = next((r for r in catalog() if r.name == f"{dataset}-classifier" and r.model == "classifier"), None)
+    return info.path if info is not None and not info.error else None
+
+
+def image_to_digit(image: np.ndarray) -> np.ndarray | None:
+    """A canvas (RGBA) or uploaded image -> uint8 (28, 28), prepared as MNIST's digits were (None: no ink)."""
+    from core.explore import prepare, to_grey
+
+    x = prepare(to_grey(image))
+    return None if x is None else np.round(x * 255).astype(np.uint8)
+
+
+def read_image(raw: bytes) -> np.ndarray:
+    """Uploaded file bytes -> an RGBA uint8 array (raises ValueError for anything that is not an image)."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            if img.width * img.height > 25_000_000:
+                raise ValueError("image too large (over 25 megapixels)")
+            img.thumbnail((1024, 1024))
+            return np.asarray(img.convert("RGBA"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError("not an image file PIL can read (PNG, JPEG, ...)") from err
+
+
+@st.cache_data(max_entries=64, ttl=600, show_spinner=False)
+def _classify(path: str, stamp: tuple, digits: bytes) -> np.ndarray:
+    import torch
+
+    x = torch.from_numpy(np.frombuffer(digits, np.uint8).reshape(-1, 1, 28, 28).astype(np.float32) / 255.0)
+    return model(path).predict_proba(x).numpy()
+
+
+def classify(dataset: str, digits: np.ndarray) -> np.ndarray | None:
+    """Class probabilities (n, classes) from the data set's committed classifier, or None without one."""
+    path = classifier_path(dataset)
+    if path is None:
+        return None
+    return _classify(path, _run_stamp(path), np.ascontiguousarray(digits, np.uint8).tobytes())
+
+
+def embed_images(path: str, images: np.ndarray) -> np.ndarray:
+    """uint8 (n, 28, 28) -> the run's latent codes (VAE: mu(x); GAN: E(x))."""
+    import torch
+
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)[:, None]
+    with torch.inference_mode():
+        return model(path).embed(x).numpy()
+
+
+@st.cache_data(max_entries=64, ttl=600, show_spinner=False)
+def _neg_elbo(path: str, stamp: tuple, digits: bytes) -> dict:
+    from core.explore import neg_elbo
+
+    return neg_elbo(model(path), np.frombuffer(digits, np.uint8).reshape(-1, 28, 28), samples=ELBO_SAMPLES)
+
+
+def neg_elbo(path: str, digits: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-image -ELBO, reconstruction and KL (nats) of uint8 digits under the run's VAE."""
+    return _neg_elbo(path, _run_stamp(path), np.ascontiguousarray(digits, np.uint8).tobytes())
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _posterior_stats(path: str, stamp: tuple) -> dict | None:
+    from core.explore import activity, neg_elbo, per_dim_kl, posterior
+
+    images = embeddings(path).get("images")
+    if images is None:  # an embeddings.npz from before the digits were stored in it
+        return None
+    mu, logvar = posterior(model(path), images)
+    return {"kl": per_dim_kl(mu, logvar), "activity": activity(mu), "n": len(images),
+            "test_neg_elbo": neg_elbo(model(path), images, samples=ELBO_SAMPLES)["neg_elbo"]}
+
+
+def posterior_stats(path: str) -> dict | None:
+    """On the run's test subset (embeddings.npz images): per-dimension KL (nats), Cov_x(E_q[z_j]) per
+    dimension, and each digit's -ELBO, for the VAE (None when embeddings.npz holds no digits)."""
+    return _posterior_stats(path, _run_stamp(path))
+
+
+def activity(path: str) -> np.ndarray:
+    """Cov_x(E_q[z_j]) per latent dimension over the run's test subset: the variance of its stored codes
+    (a VAE's codes are the posterior means mu(x)); needs no digits in embeddings.npz."""
+    return embeddings(path)["codes"].astype(np.float64).var(axis=0)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _principal(path: str, stamp: tuple) -> dict:
+    from core.explore import principal_directions
+
+    return principal_directions(embeddings(path)["codes"])
+
+
+def principal(path: str) -> dict[str, np.ndarray]:
+    """PCA of the run's test-subset codes: mean, directions, std along each, explained variance."""
+    return _principal(path, _run_stamp(path))
+
+
+def traversal(path: str, directions: np.ndarray, scales: np.ndarray, seed: int, steps: int) -> np.ndarray:
+    """Images (rows * steps, 28, 28): the code of `seed` (as on the Samples page) moved from -3 to +3 scales
+    along each direction (unit vectors (rows, D)), the rest of the code unchanged."""
+    from core.explore import traversal_codes
+
+    z0 = latent_codes(seed, 1, latent_dim(path))[0]
+    directions = np.asarray(directions, np.float32)
+    return generate(path, traversal_codes(z0, directions, directions @ z0, scales, steps))
+
+
+def nearest_test(path: str, digit: np.ndarray, k: int = 8):
+    """The k digits of the run's test subset nearest to `digit` in pixels: (images, test-set indices, distances),
+    or None when embeddings.npz holds no digits."""
+    from core.explore import nearest
+
+    emb = embeddings(path)
+    if "images" not in emb:
+        return None
+    idx, dist = nearest(digit, emb["images"], k)
+    return emb["images"][idx], emb["indices"][idx], dist
+
+
+def map_position(path: str, code: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Where a new code lands on the run's 2-D map: PCA exactly (the same projection as the map); the
+    precomputed t-SNE at the mean position of its 5 nearest test codes (returned too), t-SNE placing no
+    new points."""
+    from core.explore import place_by_neighbours, project
+
+    if method == "pca":
+        return project(code[None], principal(path))[0], None
+    emb = embeddings(path)
+    return place_by_neighbours(code, emb["codes"], emb["tsne"], k=5)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the training digits…")
+def _train_images(dataset: str, root: str) -> tuple[np.ndarray, np.ndarray]:
+    from core.data import load_split
+    from core.explore import squared_norms
+
+    images = load_split(dataset, root, train=True)[0][:, 0].numpy()  # uint8 (60000, 28, 28), 47 MB
+    return images, squared_norms(images)
+
+
+@st.cache_data(max_entries=64, ttl=600, show_spinner=False)
+def _nearest_train(dataset: str, root: str, digit: bytes, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from core.explore import nearest
+
+    train, sq = _train_images(dataset, root)
+    idx, dist = nearest(np.frombuffer(digit, np.uint8).reshape(28, 28), train, k, ref_sq=sq)
+    return train[idx], idx, dist
+
+
+def nearest_train(dataset: str, digit: np.ndarray, k: int = 8):
+    """The k training digits nearest to `digit` in pixels: (images, training-set indices, distances), or None
+    when the data set is not on this server."""
+    if not dataset_available(dataset):
+        return None
+    return _nearest_train(dataset, str(data_root()), np.ascontiguousarray(digit, np.uint8).tobytes(), k)

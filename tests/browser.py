@@ -20,7 +20,7 @@ NO_CHROMIUM = ("no `chromium` on PATH and no $CHROMIUM: install it (Debian/Ubunt
                "macOS: brew install --cask chromium) or run the other tests with: make test-no-browser")
 PAGES = {  # url path -> title shown on the page
     "": "GAN vs VAE", "samples": "Samples", "latent": "Latent space", "curves": "Training curves",
-    "metrics": "Metrics", "retrain": "Retrain", "concepts": "Concepts",
+    "metrics": "Metrics", "runs": "Runs", "retrain": "Retrain", "concepts": "Concepts", "explore": "Explore",
 }
 
 
@@ -127,3 +127,28 @@ def full_screenshot(page, path, max_height: int = 4000) -> None:
     wait_complete(page)
     page.screenshot(path=str(path))
     page.set_viewport_size(size)
+
+
+def draw_digit(page, strokes: list[list[tuple[float, float]]] | None = None) -> None:
+    """Draw on the Explore page's canvas with the mouse: each stroke a list of points in fractions of the
+    canvas (default: a "7"). Fabric.js listens on its upper canvas, the last one in the component."""
+    strokes = strokes or [[(0.25, 0.2), (0.5, 0.2), (0.75, 0.2)], [(0.75, 0.2), (0.6, 0.5), (0.45, 0.85)]]
+    canvas = page.locator('[data-testid="stMain"] canvas').last
+    canvas.wait_for(timeout=60_000)
+    box = canvas.bounding_box()
+    for stroke in strokes:
+        points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(x, y, steps=8)
+        page.mouse.up()
+
+
+RECONSTRUCTIONS = """() => {
+    const caps = [...document.querySelectorAll('[data-testid="stImageCaption"]')].map(c => c.textContent);
+    const imgs = [...document.querySelectorAll('[data-testid="stMain"] img')];
+    return caps.some(c => c.startsWith('VAE: decoder')) && caps.some(c => c.startsWith('GAN: G(E(x))'))
+        && imgs.every(i => i.complete && i.naturalWidth > 0)
+        && !document.querySelector('[data-testid="stStatusWidget"]');
+}"""

@@ -14,8 +14,10 @@ from core.data import is_available
 
 from .browser import (
     PAGES,
+    RECONSTRUCTIONS,
     REPO,
     chromium_page,
+    draw_digit,
     full_screenshot,
     streamlit_server,
     wait_complete,
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.browser
 LOCAL = re.compile(r"^(https?://127\.0\.0\.1:\d+/|data:|blob:|about:)")
 # what each page must show before it counts as rendered: (images, Plotly charts)
 CONTENT = {"": (2, 0), "samples": (7, 0), "latent": (0, 2), "curves": (0, 5), "metrics": (2, 2),
-           "retrain": (0, 0), "concepts": (0, 0)}
+           "runs": (0, 0), "retrain": (0, 0), "concepts": (0, 0), "explore": (4, 1)}
 # elements whose text must never be cut off: scrollWidth > clientWidth means clipped or ellipsised
 CLIPPED = """() => {
     const bad = [];
@@ -76,6 +78,8 @@ def open_page(page, url: str, path: str) -> None:
     wait_rendered(page, PAGES[path])
     images, charts = CONTENT[path]
     wait_complete(page, images, charts)
+    if path == "runs":  # the table is drawn on a canvas, with its header row
+        page.locator('[data-testid="stDataFrame"] canvas').first.wait_for(timeout=60_000)
     if path == "concepts":  # KaTeX renders after the script has finished
         page.wait_for_function("() => document.querySelectorAll('.katex-display').length >= 5", timeout=60_000)
 
@@ -93,6 +97,10 @@ def test_every_page_renders_completely_and_offline(committed_server, shot_dir):
                 assert page.locator('[data-testid="stAlertContentError"]').count() == 0, path
             sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
             assert "checkpoints/" in sidebar and "runs/" in sidebar and "no-runs" not in sidebar
+            if path == "explore":  # the screenshot shows a drawing and what both models make of it
+                draw_digit(page)
+                page.wait_for_function(RECONSTRUCTIONS, timeout=60_000)
+                wait_complete(page, images=8, charts=4)
             full_screenshot(page, shot_dir / f"{path or 'overview'}.png")
         # navigate by clicking, as a visitor does, and change a widget
         page.get_by_role("link", name="Samples").click()

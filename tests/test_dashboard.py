@@ -196,8 +196,12 @@ def test_no_page_computes_tsne_on_load(monkeypatch, tiny_runs):
 
     monkeypatch.setattr(embed, "tsne", forbidden)
     at = open_app(monkeypatch, tiny_runs)
-    for page in ("samples", "latent", "curves", "metrics", "concepts"):
+    for page in ("samples", "latent", "curves", "metrics", "concepts", "explore"):
         goto(at, page)
+    from .test_explore_page import one, upload
+
+    upload(at, one()).radio(key="ex_map").set_value("t-SNE").run()  # Explore places a drawing on the stored map
+    assert not at.exception
 
 
 @pytest.fixture(scope="module")

@@ -345,7 +345,7 @@ def test_any_model_config_the_class_accepts_is_accepted(tmp_path):
 
 
 # --- the dashboard ----------------------------------------------------------------------------------------
-PAGES = ("overview", "samples", "latent", "curves", "metrics", "concepts")
+PAGES = ("overview", "samples", "latent", "curves", "metrics", "concepts", "explore")
 
 
 def all_text(at) -> str:
@@ -383,7 +383,7 @@ def test_picking_a_hostile_run_shows_its_error_card_on_every_page(monkeypatch, t
     assert len(pickable) > 20  # every hostile run whose config.json is sound is filed under VAE / mnist
     for info in pickable:
         at.selectbox(key="pick_vae").set_value(info.path).run()
-        for page in ("overview", "samples", "latent", "metrics"):
+        for page in ("overview", "samples", "latent", "metrics", "explore"):
             goto(at, page)
             cards = [e.value for e in at.error if info.name in e.value]
             assert cards and "could not be loaded" in cards[0], (info.name, page)

@@ -1,9 +1,11 @@
 """Training curves: the VAE's terms of the ELBO and the GAN's two players, per step and per epoch."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data
+from dashboard import data, share
 
 st.title("Training curves")
 st.info("**What to look for.** The VAE's −ELBO falls steadily and flattens: one objective, one optimiser. "
@@ -13,9 +15,11 @@ st.info("**What to look for.** The VAE's −ELBO falls steadily and flattens: on
         "G loss climbs (D(G(z)) near 0) means D has won and G learns little.",
         icon=":material/lightbulb:")
 c1, c2 = st.columns(2)
-view = c1.radio("x axis", ["per step", "per epoch"], horizontal=True, key="curve_view")
-smoothing = c2.slider("Smoothing", 0.0, 0.99, 0.9, 0.01, key="curve_smooth", disabled=view == "per epoch",
-                      help="Exponential moving average of the per-step values (0 = raw).")
+view = share.widget(c1.radio, "x axis", ["per step", "per epoch"], horizontal=True, key="curve_view",
+                    default="per step", parse=share.choice(["per step", "per epoch"]))
+smoothing = share.widget(c2.slider, "Smoothing", 0.0, 0.99, step=0.01, key="curve_smooth", disabled=view == "per epoch",
+                         default=0.9, parse=share.number(0.0, 0.99, 0.01), encode=share.fmt_number,
+                         help="Exponential moving average of the per-step values (0 = raw).")
 
 DASHES = ["solid", "dot", "dash", "dashdot"]
 
@@ -28,7 +32,9 @@ for kind in data.KINDS:
     picked = data.selected(kind)
     default = [picked.path] if picked and not picked.error else [runs[0].path]
     names = {r.path: r.label for r in runs}
-    chosen = st.multiselect("Runs to overlay", list(names), default, format_func=names.get, key=f"overlay_{kind}")
+    chosen = share.widget(st.multiselect, "Runs to overlay", list(names), format_func=names.get, key=f"overlay_{kind}",
+                          default=default, parse=share.names(runs),
+                          encode=lambda paths: ",".join(Path(p).name for p in paths))  # folder names, not paths
     plots = data.family(kind).curves  # the panels its record names
     cols = st.columns(max(1, len(plots)))
     for col, (title, y_title, keys) in zip(cols, plots):
@@ -57,7 +63,8 @@ st.caption("After every epoch the trainer draws 2,000 samples and scores them ag
            "the GAN's quality swing from epoch to epoch?")
 QUALITY = [("frechet_distance", "Fréchet distance ↓", "distance"), ("precision", "Precision ↑", "fraction"),
            ("recall", "Recall ↑", "fraction"), ("class_kl_to_uniform", "Class balance: KL to uniform ↓", "nats")]
-axis = st.radio("x axis", ["epoch", "training minutes"], horizontal=True, key="quality_axis")
+axis = share.widget(st.radio, "x axis", ["epoch", "training minutes"], horizontal=True, key="quality_axis",
+                    default="epoch", parse=share.choice(["epoch", "training minutes"]))
 logged, missing = [], []
 for kind in data.KINDS:
     picked = data.selected(kind)

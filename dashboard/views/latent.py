@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data
+from dashboard import data, share
 
 st.title("Latent space")
 st.caption("Each point is one test digit, placed by its latent code (VAE: posterior mean μ(x); GAN: E(x)). "
@@ -12,11 +12,14 @@ st.caption("Each point is one test digit, placed by its latent code (VAE: poster
            "about global layout. Select points (lasso or box) to see the digits.")
 
 c1, c2, c3 = st.columns([2, 1, 1])
-method = c1.radio("Map", ["t-SNE (precomputed)", "t-SNE (recompute)", "PCA"], horizontal=True, key="map_method")
-perplexity = c2.slider("Perplexity", 5, 100, 30, disabled=method != "t-SNE (recompute)", key="map_perp")
-size = c3.select_slider("Digits", [250, 500, 1000, 2000], 2000, disabled=method != "t-SNE (recompute)",
-                        key="map_size")
-key = {"t-SNE (precomputed)": "tsne-precomputed", "t-SNE (recompute)": "tsne", "PCA": "pca"}[method]
+MAPS = {"t-SNE (precomputed)": "tsne-precomputed", "t-SNE (recompute)": "tsne", "PCA": "pca"}  # label -> URL name
+method = share.widget(c1.radio, "Map", list(MAPS), horizontal=True, key="map_method", default="t-SNE (precomputed)",
+                      parse=share.choice(MAPS, names=MAPS.get), encode=MAPS.get)
+perplexity = share.widget(c2.slider, "Perplexity", 5, 100, disabled=method != "t-SNE (recompute)", key="map_perp",
+                          default=30, parse=share.integer(5, 100))
+size = share.widget(c3.select_slider, "Digits", [250, 500, 1000, 2000], disabled=method != "t-SNE (recompute)",
+                    key="map_size", default=2000, parse=share.choice([250, 500, 1000, 2000]))
+key = MAPS[method]
 if key == "tsne":  # moving the sliders computes nothing: the button starts t-SNE outside the server, cached
     st.caption("t-SNE runs in a separate process, a few seconds per thousand digits; results are kept for "
                "every visitor. Meanwhile the precomputed map is shown.")
@@ -59,10 +62,12 @@ for col, kind in zip(cols, data.KINDS):
                                 f"{data.LABELS[kind]} · {info.name}")
         event = st.plotly_chart(fig, on_select="rerun", key=f"map_{kind}", selection_mode=("points", "box", "lasso"))
         chosen = ui.selected_rows(event.selection.points if event else [], emb["labels"][:n])
+        chosen = share.selection(f"digits_{kind}", chosen, emb["indices"][:n])  # ?digits_vae=<test indices>
         if chosen and "images" in emb:
             shown = np.array(chosen[:48])
             ui.image_grid(data.grid(emb["images"][shown], ncol=12),
-                          caption=f"{len(chosen)} selected" + (" (first 48 shown)" if len(chosen) > 48 else ""))
+                          caption=f"{len(chosen)} selected" + (" (first 48 shown)" if len(chosen) > 48 else ""),
+                          download=f"{info.name}-selected-digits.png")
 
 if pending:  # poll (every 2 s, this visitor only) until the maps exist, then redraw the page
     @st.fragment(run_every=2.0)

@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data
+from dashboard import data, share
 
 st.title("Metrics")
 
@@ -125,6 +125,17 @@ if any(ev.get("reference", {}).get("kid", {}).get("mean", 0) < 0 for ev in evals
     notes.append("¹ KID is an unbiased estimate: for two samples of the same distribution it scatters around 0 "
                  "and can come out slightly negative.")
 st.caption(" ".join(notes))
+picked = {k: data.selected(k) for k in evals}
+stored = {info.name: data.metrics(info.path) for info in picked.values()}  # each run's metrics.json as it is
+stem = share.safe_name("metrics-" + "-".join(stored))
+c1, c2, _ = st.columns([1, 1, 3])
+c1.download_button("Metrics (CSV)", data=lambda: share.metrics_csv(stored), file_name=f"{stem}.csv", mime="text/csv",
+                   icon=":material/download:", on_click="ignore", key="dl_metrics_csv",
+                   help="One row per run, section (evaluation, reference = real test digits, held_out) and metric: "
+                        "mean, std over the seeds and the number of seeds.")
+c2.download_button("Metrics (JSON)", data=lambda: share.metrics_json(stored), file_name=f"{stem}.json",
+                   mime="application/json", icon=":material/download:", on_click="ignore", key="dl_metrics_json",
+                   help="Both runs' metrics.json, with every setting that produced the numbers, under their run names.")
 with st.expander("What each row measures"):
     values = {"kid_subsets": "?", "kid_subset_size": "?", "knn_k": "?"}
     values.update({k: f"{v:,}" for k, v in settings.items() if k in values and v is not None})
@@ -171,5 +182,6 @@ for col, kind in zip(cols, data.KINDS):
         st.markdown(f"**{data.LABELS[kind]}**: top row samples, bottom row nearest training image (L2)")
         if png:
             st.image(png, width="stretch")
+            share.download_file(png, f"{info.name}-nearest.png", key=f"dl_nearest_{kind}")
         else:
             st.info("No nearest-neighbour gallery in this run.")

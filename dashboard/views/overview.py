@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data
+from dashboard import data, share
 
 st.title("GAN vs VAE")
 st.caption("Two generative models trained on the same digits, fed the same latent codes. "
@@ -29,8 +29,10 @@ for col, kind in zip(cols, data.KINDS):
             ui.error_card(f"{data.LABELS[kind]} run {info.name if info else ''}", error)
             continue
         z = data.latent_codes(seed=0, n=64, dim=data.latent_dim(info.path))
-        ui.image_grid(data.grid(data.generate(info.path, z), ncol=8), caption="64 samples, latent seed 0")
+        ui.image_grid(data.grid(data.generate(info.path, z), ncol=8), caption="64 samples, latent seed 0",
+                      download=f"{info.name}-samples-seed0.png")
         st.table({k: str(v) for k, v in data.facts(info.path).items()})
+        share.download_run(info.path, info.name, key=f"zip_{kind}")
         m = data.metrics(info.path) or {}
         ev = m.get("evaluation", {}).get("metrics", {})
         seeds = m.get("evaluation", {}).get("settings", {}).get("seeds")

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data
+from dashboard import data, share
 
 st.title("Samples")
 runs = {k: data.selected(k) for k in data.KINDS}
@@ -23,35 +23,42 @@ st.header("Same latent codes, two generators")
 st.caption("The same codes z ~ N(0, t² I) go through both generators. VAE images are the decoder's Bernoulli "
            "means (each pixel is p(xᵢ = 1 | z)), not binary draws from p(x | z); GAN images are G(z).")
 c1, c2, c3 = st.columns(3)
-seed = c1.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed")
-count = c2.select_slider("Images", [16, 36, 64, 100], 64, key="gen_count")
-temperature = c3.slider("Temperature (scale of z)", 0.1, 2.0, 1.0, 0.1, key="gen_temp",
-                        help="Codes are z ~ N(0, t² I). Below 1 trades variety for typical-looking digits.")
+SEED = share.integer(0, 2**31 - 1)
+seed = share.widget(c1.number_input, "Seed", 0, 2**31 - 1, key="gen_seed", default=0, parse=SEED)
+count = share.widget(c2.select_slider, "Images", [16, 36, 64, 100], key="gen_count", default=64,
+                     parse=share.choice([16, 36, 64, 100]))
+temperature = share.widget(c3.slider, "Temperature (scale of z)", 0.1, 2.0, step=0.1, key="gen_temp", default=1.0,
+                           parse=share.number(0.1, 2.0, 0.1), encode=share.fmt_number,
+                           help="Codes are z ~ N(0, t² I). Below 1 trades variety for typical-looking digits.")
 cols = st.columns(max(1, len(ok)))
 for col, k in zip(cols, ok):
     z = data.latent_codes(int(seed), count, dims[k], temperature)
     col.markdown(f"**{data.LABELS[k]}**")
     with col:
-        ui.image_grid(data.grid(data.generate(runs[k].path, z), ncol=int(np.sqrt(count))))
+        ui.image_grid(data.grid(data.generate(runs[k].path, z), ncol=int(np.sqrt(count))),
+                      download=f"{runs[k].name}-samples-seed{seed}-n{count}-t{temperature:g}.png")
 
 st.header("Interpolation")
 c1, c2, c3, c4 = st.columns(4)
-seed_a = c1.number_input("Start seed", 0, 2**31 - 1, 1, key="int_a")
-seed_b = c2.number_input("End seed", 0, 2**31 - 1, 2, key="int_b")
-steps = c3.slider("Steps", 3, 16, 10, key="int_steps")
-mode = c4.radio("Path", ["spherical", "linear"], horizontal=True, key="int_mode",
-                help="Spherical (slerp) keeps |z| typical of N(0, I); linear passes close to the origin.")
+seed_a = share.widget(c1.number_input, "Start seed", 0, 2**31 - 1, key="int_a", default=1, parse=SEED)
+seed_b = share.widget(c2.number_input, "End seed", 0, 2**31 - 1, key="int_b", default=2, parse=SEED)
+steps = share.widget(c3.slider, "Steps", 3, 16, key="int_steps", default=10, parse=share.integer(3, 16))
+mode = share.widget(c4.radio, "Path", ["spherical", "linear"], horizontal=True, key="int_mode", default="spherical",
+                    parse=share.choice(["spherical", "linear"]),
+                    help="Spherical (slerp) keeps |z| typical of N(0, I); linear passes close to the origin.")
 for k in ok:
     z0 = data.latent_codes(int(seed_a), 1, dims[k])[0]
     z1 = data.latent_codes(int(seed_b), 1, dims[k])[0]
     st.markdown(f"**{data.LABELS[k]}**")
-    ui.image_grid(data.grid(data.generate(runs[k].path, data.interpolation(z0, z1, steps, mode)), ncol=steps))
+    ui.image_grid(data.grid(data.generate(runs[k].path, data.interpolation(z0, z1, steps, mode)), ncol=steps),
+                  download=f"{runs[k].name}-interpolation-{seed_a}-{seed_b}-{steps}-{mode}.png")
 
 st.header("Reconstructions of the same test digits")
 st.caption("Top: test digits. Then the VAE's decoder(μ(x)) and the GAN's G(E(x)), E an encoder trained to invert G.")
 c1, c2 = st.columns(2)
-rec_seed = c1.number_input("Pick digits with seed", 0, 10_000, 0, key="rec_seed")
-rec_n = c2.slider("Digits", 4, 16, 12, key="rec_n")
+rec_seed = share.widget(c1.number_input, "Pick digits with seed", 0, 10_000, key="rec_seed", default=0,
+                        parse=share.integer(0, 10_000))
+rec_n = share.widget(c2.slider, "Digits", 4, 16, key="rec_n", default=12, parse=share.integer(4, 16))
 coded = [k for k in ok if data.family(k).has_encoder]  # families that map images to codes
 emb = data.embeddings(runs[coded[0]].path) if coded else {}
 if not coded:
@@ -63,7 +70,8 @@ else:
     originals = emb["images"][pick]
     rows = [originals.astype(np.float32) / 255.0] + [data.reconstruct(runs[k].path, originals) for k in coded]
     ui.image_grid(data.grid(np.concatenate(rows), ncol=rec_n),
-                  caption="rows: original · " + " · ".join(data.LABELS[k] for k in coded))
+                  caption="rows: original · " + " · ".join(data.LABELS[k] for k in coded),
+                  download=f"reconstructions-{'-'.join(runs[k].name for k in coded)}-seed{rec_seed}-n{rec_n}.png")
 
 st.header("Watch them learn")
 cols = st.columns(max(1, len(ok)))
@@ -74,5 +82,7 @@ for col, k in zip(cols, ok):
         if not files:
             st.info("No per-epoch grids in this run.")
             continue
-        epoch = st.slider("Epoch", 1, len(files), len(files), key=f"epoch_{k}") if len(files) > 1 else 1
+        epoch = share.widget(st.slider, "Epoch", 1, len(files), key=f"epoch_{k}", default=len(files),
+                             parse=share.integer(1, len(files))) if len(files) > 1 else 1
         st.image(files[epoch - 1], width=360)
+        share.download_file(files[epoch - 1], f"{runs[k].name}-epoch{epoch:03d}.png", key=f"dl_epoch_{k}")

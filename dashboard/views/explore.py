@@ -1,0 +1,235 @@
+"""Explore: draw or upload a digit and see what each model makes of it; walk the latent dimensions;
+interpolate between two real test digits."""
+
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from dashboard import components as ui
+from dashboard import data, share
+
+MAPS = ["PCA", "t-SNE"]
+PATHS = ["spherical", "linear"]
+
+st.title("Explore")
+runs = {k: data.selected(k) for k in data.KINDS}
+errors = {k: data.check_run(r) for k, r in runs.items()}
+ok = [k for k in data.KINDS if not errors[k]]
+for k in data.KINDS:
+    if errors[k]:
+        ui.error_card(f"{data.LABELS[k]} run {runs[k].name if runs[k] else ''}", errors[k])
+if not ok:
+    st.stop()
+dataset = data.config(runs[ok[0]].path)["dataset"]["name"]
+classes = data.classes(runs[ok[0]].path)
+readers = [k for k in ok if data.has_encoder(runs[k].path)]  # runs that can map an image to a code
+for k in ok:
+    if k not in readers:
+        st.warning(f"The {data.LABELS[k]} run `{runs[k].name}` has no trained encoder: it cannot read a drawing or "
+                   "a real digit, so it is left out of the reconstructions, maps and interpolations below.",
+                   icon=":material/info:")
+
+
+def how(k: str) -> str:
+    return "decoder(μ(x))" if data.has_posterior(runs[k].path) else "G(E(x))"
+
+
+def big(images: np.ndarray, ncol: int | None = None, scale: int = 4) -> np.ndarray:
+    return data.grid(images, ncol=ncol, scale=scale)
+
+
+@st.fragment  # drawing reruns this section only, not the whole page
+def draw_section() -> None:
+    st.header("Draw or upload a digit")
+    st.caption("Draw with the mouse (white on black, as MNIST's digits are) or upload a photo or scan. The ink is "
+               "prepared as MNIST's digits were made: its bounding box fitted into 20×20 pixels keeping the aspect "
+               "ratio, anti-aliased to grey levels, then placed in a 28×28 field with its centre of mass at the "
+               "centre. Dark ink on a light background is inverted.")
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        canvas = st_canvas(stroke_width=20, stroke_color="#ffffff", background_color="#000000", height=280,
+                           width=280, return_image_data=True, key="ex_canvas")
+        upload = st.file_uploader("…or upload an image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
+                                  key="ex_upload", help="An uploaded image is used instead of the drawing.")
+    image = None
+    if upload is not None:
+        try:
+            image = data.read_image(upload.getvalue())
+        except ValueError as err:
+            right.error(f"`{upload.name}` could not be read: {err}.")
+            return
+    elif canvas.image_data is not None:
+        image = canvas.image_data
+    digit = data.image_to_digit(image) if image is not None else None
+    if digit is None:
+        right.info("Draw a digit on the black square, or upload an image, to see what the models make of it.",
+                   icon=":material/draw:")
+        return
+    with right:
+        cols = st.columns(1 + len(readers))
+        with cols[0]:
+            ui.image_grid(big(digit[None]), caption="your digit, 28×28")
+        for col, k in zip(cols[1:], readers):
+            with col:
+                ui.image_grid(big(data.reconstruct(runs[k].path, digit[None])), caption=f"{data.LABELS[k]}: {how(k)}")
+        probs = data.classify(dataset, digit[None])
+        if probs is None:
+            st.info(f"No classifier for {dataset} (`checkpoints/{dataset}-classifier`): no reading of the digit.")
+        else:
+            top = int(np.argmax(probs[0]))
+            st.markdown(f"The {dataset} classifier reads **{classes[top]}** ({probs[0][top]:.0%}).")
+        for k in readers:
+            if data.has_posterior(runs[k].path):
+                mine = data.neg_elbo(runs[k].path, digit[None])
+                stats = data.posterior_stats(runs[k].path)
+                st.metric(f"{data.LABELS[k]} −ELBO of your digit", f"{mine['neg_elbo'][0]:.1f} nats", border=True,
+                          help="−ELBO = reconstruction + KL, an upper bound on −log p(x): lower means likelier. "
+                               "Grey levels count as the probability that a pixel is on, as in training.")
+                terms = f"reconstruction {mine['reconstruction'][0]:.1f} + KL {mine['kl'][0]:.1f} nats."
+                if stats is None:
+                    st.caption(terms + " (This run's embeddings.npz holds no test digits to compare with.)")
+                    continue
+                test = stats["test_neg_elbo"]
+                lower = float((test < mine["neg_elbo"][0]).mean())
+                st.caption(f"{terms} The run's {len(test):,} test digits: median {np.median(test):.1f} nats; "
+                           f"{lower:.0%} of them have a lower −ELBO than your digit.")
+    if probs is not None:
+        st.plotly_chart(ui.bar_chart(classes, [{"y": probs[0].tolist(), "name": "p(class | your digit)",
+                                                "color": "#4b5563"}], "Classifier's reading", "probability",
+                                     percent=True), key="ex_probs")
+
+    if readers:
+        method = share.widget(st.radio, "Where it lands", MAPS, horizontal=True, key="ex_map", default="PCA",
+                              parse=share.choice(MAPS))
+        if method == "PCA":
+            st.caption("PCA is linear: the star is the exact projection of your digit's code onto the map's two axes.")
+        else:
+            st.caption("t-SNE cannot place a new point on a finished map: the star sits at the mean position of the 5 "
+                       "test digits whose codes are nearest to your digit's code in latent space (circled).")
+        cols = st.columns(len(readers))
+        for col, k in zip(cols, readers):
+            path = runs[k].path
+            emb = data.embeddings(path)
+            code = data.embed_images(path, digit[None])[0]
+            coords = data.map2d(path, "pca" if method == "PCA" else "tsne-precomputed")
+            xy, neighbours = data.map_position(path, code, "pca" if method == "PCA" else "tsne")
+            fig = ui.latent_scatter(coords, emb["labels"], emb["indices"], classes,
+                                    f"{data.LABELS[k]} · {runs[k].name}")
+            ring = None if neighbours is None else coords[neighbours]
+            col.plotly_chart(ui.mark_point(fig, xy, "your digit", ring), key=f"ex_map_{k}")
+
+    near = data.nearest_train(dataset, digit)
+    if near is not None:
+        imgs, idx, _ = near
+        ui.image_grid(big(imgs, ncol=len(imgs), scale=2),
+                      caption="nearest training digits (pixel distance): " + ", ".join(f"#{i}" for i in idx))
+    elif (near := data.nearest_test(runs[ok[0]].path, digit)) is None:
+        st.info(f"The {dataset} training set is not on this server and this run's embeddings.npz holds no test "
+                "digits: no nearest digits to show.")
+    else:
+        imgs, idx, _ = near
+        ui.image_grid(big(imgs, ncol=len(imgs), scale=2),
+                      caption=f"The {dataset} training set is not on this server: the nearest of the run's test digits "
+                              "(pixel distance) instead: " + ", ".join(f"test #{i}" for i in idx))
+
+
+draw_section()
+
+# --- latent dimensions -------------------------------------------------------------------------------------
+st.header("Latent dimensions")
+for k in ok:
+    if data.has_posterior(runs[k].path):
+        stats = data.posterior_stats(runs[k].path)
+        if stats is None:
+            st.info(f"The {data.LABELS[k]} run's embeddings.npz holds no test digits: no KL per dimension. "
+                    "Recompute it with `python -m core embed RUN`.")
+            continue
+        st.plotly_chart(ui.kl_bars(stats["kl"], stats["activity"], 0.01, ui.COLORS[k]), key=f"ex_kl_{k}")
+        st.caption(f"{data.LABELS[k]} `{runs[k].name}`, on its {stats['n']:,} test digits: KL(q(z_j|x) ‖ N(0, 1)) per "
+                   f"dimension, summing to the ELBO's KL term ({stats['kl'].sum():.1f} nats). A unit is *active* when "
+                   "Cov_x(E_q[z_j]) > 0.01 (Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, ICLR "
+                   "2016); grey bars are inactive units: their posterior stays at the prior whatever the digit "
+                   "(posterior collapse), so the decoder ignores them.")
+c1, c2, c3 = st.columns(3)
+seed = share.widget(c1.number_input, "Seed of the code to start from", 0, 2**31 - 1, key="ex_seed", default=0,
+                    parse=share.integer(0, 2**31 - 1),
+                    help="The same code z ~ N(0, I) as that seed's first sample on the Samples page.")
+rows = share.widget(c2.slider, "Rows", 1, 8, key="ex_rows", default=5, parse=share.integer(1, 8))
+steps = share.widget(c3.slider, "Steps from −3σ to +3σ", 5, 13, step=2, key="ex_steps", default=9,
+                     parse=share.choice(range(5, 14, 2)))
+cols = st.columns(len(ok))
+for col, k in zip(cols, ok):
+    path = runs[k].path
+    with col:
+        st.markdown(f"**{data.LABELS[k]}**")
+        if data.has_posterior(path):
+            activity = data.activity(path)
+            dims = np.argsort(-activity, kind="stable")[:rows]
+            directions = np.eye(len(activity), dtype=np.float32)[dims]
+            scales = np.sqrt(activity[dims])
+            names = [f"z{j}" for j in dims]
+            what = ("the most active latent dimensions (largest Cov_x(E_q[z_j])), one per row; σ is the spread "
+                    "of the test digits' μ_j")
+        elif k in readers:
+            pca = data.principal(path)
+            n = min(rows, len(pca["std"]))
+            directions, scales = pca["directions"][:n], pca["std"][:n]
+            names = [f"PC{i + 1} ({pca['explained'][i]:.0%})" for i in range(n)]
+            what = ("principal directions of E's codes of the test digits (PCA; % of their variance), not latent "
+                    "dimensions; σ is the codes' spread along each")
+        else:
+            st.info("No trained encoder: no codes of real digits to find principal directions in.")
+            continue
+        ui.image_grid(data.grid(data.traversal(path, directions, scales, int(seed), steps), ncol=steps),
+                      caption="rows: " + ", ".join(names))
+        st.caption(f"Along {what}. The rest of the seed's code stays as it is.")
+
+# --- interpolate real digits -------------------------------------------------------------------------------
+st.header("Interpolate real digits")
+pool = data.embeddings(runs[ok[0]].path)
+if not readers:
+    st.info("Neither run has a trained encoder: real digits cannot be mapped to codes.")
+    st.stop()
+if "images" not in pool:
+    st.warning("This run's embeddings.npz has no test images; recompute it with `python -m core embed RUN`.")
+    st.stop()
+PICKS = ["by class", "by test-set index"]
+by = share.widget(st.radio, "Pick two test digits", PICKS, horizontal=True, key="ex_pick", default=PICKS[0],
+                  parse=share.choice(PICKS))
+c1, c2, c3, c4 = st.columns(4)
+if by == "by class":
+    ids = range(len(classes))
+    a_cls = share.widget(c1.selectbox, "First class", ids, format_func=classes.__getitem__, key="ex_class_a",
+                         default=1, parse=share.choice(ids))
+    b_cls = share.widget(c2.selectbox, "Second class", ids, format_func=classes.__getitem__, key="ex_class_b",
+                         default=7, parse=share.choice(ids))
+    which = share.widget(c3.number_input, "Which of them", 0, 100, key="ex_which", default=0,
+                         parse=share.integer(0, 100),
+                         help="0: the first digit of that class in the test subset, 1: the second, …")
+    picks = []
+    for cls in (a_cls, b_cls):
+        members = np.flatnonzero(pool["labels"] == cls)
+        picks.append(int(members[which % len(members)]) if len(members) else 0)
+else:
+    wanted = [share.widget(col.number_input, f"{nth} test digit #", 0, 9_999, key=f"ex_index_{ab}",
+                           default=int(pool["indices"][i]), parse=share.integer(0, 9_999))
+              for i, (col, nth, ab) in enumerate([(c1, "First", "a"), (c2, "Second", "b")])]
+    picks = [int(np.argmin(np.abs(pool["indices"] - w))) for w in wanted]  # the nearest index the run carries
+    if any(pool["indices"][p] != w for p, w in zip(picks, wanted)):
+        st.caption(f"The runs carry {len(pool['indices']):,} of the test digits: the nearest index is used.")
+with c4:
+    steps_i = share.widget(st.slider, "Steps", 3, 16, key="ex_int_steps", default=10, parse=share.integer(3, 16))
+mode = share.widget(st.radio, "Path", PATHS, horizontal=True, key="ex_int_mode", default=PATHS[0],
+                    parse=share.choice(PATHS),
+                    help="Spherical (slerp) keeps |z| typical of N(0, I); linear passes close to the origin.")
+pair = pool["images"][picks]
+st.caption(f"From test #{pool['indices'][picks[0]]} ({classes[pool['labels'][picks[0]]]}) to test "
+           f"#{pool['indices'][picks[1]]} ({classes[pool['labels'][picks[1]]]}). First and last columns: the two "
+           "digits themselves; between them, each model's decoding of the path between their codes.")
+for k in readers:
+    path = runs[k].path
+    z = data.embed_images(path, pair)
+    path_images = data.generate(path, data.interpolation(z[0], z[1], steps_i, mode))
+    row = np.concatenate([pair[:1] / 255.0, path_images, pair[1:] / 255.0]).astype(np.float32)
+    st.markdown(f"**{data.LABELS[k]}**: codes {'μ(x)' if data.has_posterior(path) else 'E(x)'}")
+    ui.image_grid(data.grid(row, ncol=steps_i + 2))
