@@ -181,7 +181,7 @@ for col, k in zip(cols, ok):
             st.info("No trained encoder: no codes of real digits to find principal directions in.")
             continue
         ui.image_grid(data.grid(data.traversal(path, directions, scales, int(seed), steps), ncol=steps),
-                      caption="rows: " + ", ".join(names))
+                      caption="rows: " + ", ".join(names), download=f"traversal-{runs[k].name}-seed{seed}.png")
         st.caption(f"Along {what}. The rest of the seed's code stays as it is.")
 
 # --- interpolate real digits -------------------------------------------------------------------------------
@@ -232,4 +232,5 @@ for k in readers:
     path_images = data.generate(path, data.interpolation(z[0], z[1], steps_i, mode))
     row = np.concatenate([pair[:1] / 255.0, path_images, pair[1:] / 255.0]).astype(np.float32)
     st.markdown(f"**{data.LABELS[k]}**: codes {'μ(x)' if data.has_posterior(path) else 'E(x)'}")
-    ui.image_grid(data.grid(row, ncol=steps_i + 2))
+    ends = "-".join(str(pool["indices"][p]) for p in picks)
+    ui.image_grid(data.grid(row, ncol=steps_i + 2), download=f"interpolation-{runs[k].name}-test{ends}-{mode}.png")
