@@ -7,6 +7,7 @@ file's modification time, so a retrained or re-pulled run is picked up without a
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,13 @@ from core.data import class_names
 from core.images import make_grid
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Streamlit runs a full garbage collection after every script run (runner.postScriptGC). Over the heap of
+# torch, plotly and pandas that cost about 0.1 s of CPU per page view, half of the server's work (py-spy on
+# bench/load_test.py). Freezing what is alive when this module is first imported (once per process, after
+# app.py's imports) takes those objects out of every later collection; what the scripts create is still
+# collected.
+gc.freeze()
 
 
 # The families the pages compare, read from core.families on every use (a family registered later shows up):

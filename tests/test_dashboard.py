@@ -1,5 +1,6 @@
 """Headless tests of every page with streamlit.testing.v1.AppTest, on tiny runs in a temp folder."""
 
+import base64
 import json
 import re
 import shutil
@@ -37,7 +38,18 @@ def images(at: AppTest) -> list[str]:
 
 
 def charts(at: AppTest) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    """Each Plotly chart's spec as sent, numeric arrays decoded (plotly sends numpy arrays as base64 typed arrays)."""
+    return [plain(json.loads(el.proto.spec)) for el in at.get("plotly_chart")]
+
+
+def plain(spec):
+    """A Plotly spec with every {"dtype", "bdata"} typed array turned back into a list of numbers."""
+    if isinstance(spec, dict):
+        if set(spec) >= {"dtype", "bdata"}:
+            values = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=spec["dtype"])
+            return values.reshape(spec["shape"]).tolist() if "shape" in spec else values.tolist()
+        return {k: plain(v) for k, v in spec.items()}
+    return [plain(v) for v in spec] if isinstance(spec, list) else spec
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ from core.data import synthetic_split
 from core.evaluate import evaluate_run
 from core.models.base import GenerativeModel
 
+from .test_dashboard import plain
+
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
 
@@ -158,7 +160,7 @@ def test_the_catalog_and_the_run_pickers_see_the_new_family(toy, tmp_path, monke
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert "Toy AE" in [h.value for h in at.header]
-    spec = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    spec = [plain(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
     assert any(c["layout"]["title"]["text"] == "Reconstruction" for c in spec)
 
 

@@ -12,6 +12,7 @@ from core import jobs
 from core.data import RAW_FILES
 from core.jobs import Caps, cancel_all, job_status, list_jobs, queue, start_job
 
+from .test_dashboard import plain
 from .test_jobs import wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -109,7 +110,7 @@ def test_a_finished_one_epoch_run_stays_on_the_page_is_selected_and_can_be_evalu
     assert any(st_["run"] in s.value for s in at.success)
     assert at.session_state["pick_vae"] == str(env / st_["run"])
     charts = at.get("plotly_chart")
-    specs = [json.loads(c.proto.spec) for c in charts]
+    specs = [plain(json.loads(c.proto.spec)) for c in charts]
     per_epoch = [s for s in specs if "per epoch" in json.dumps(s.get("layout", {}).get("title", ""))]
     assert per_epoch and all(t["mode"] == "lines+markers" and len(t["x"]) == 1 for t in per_epoch[0]["data"])
     assert at.get("image"), "the final sample grid is shown"
