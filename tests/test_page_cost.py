@@ -95,3 +95,17 @@ def test_tsne_recompute_starts_only_from_the_button_and_runs_outside_the_server(
     at.button(key="map_go").click().run()  # the same setting again: served from the cache, not recomputed
     time.sleep(0.5)
     assert {p: p.stat().st_mtime for p in latent_env.glob("*.npy")} == stamp
+
+
+def test_no_full_collection_of_the_import_heap_after_each_run():
+    """The server's post-run gc.collect(2) over torch's, plotly's and pandas' objects was half its CPU per view:
+    it is off in the app's config, and the heap alive at import is frozen out of Python's own collections."""
+    import gc
+    import subprocess
+    import sys
+
+    config = subprocess.run([sys.executable, "-c", "from streamlit import config; "
+                             "print(config.get_option('runner.postScriptGC'))"],
+                            cwd=Path(APP).parents[1], capture_output=True, text=True, timeout=60)
+    assert config.stdout.strip() == "False", config.stderr[-2000:]
+    assert gc.get_freeze_count() > 100_000  # dashboard.data is imported above: torch and streamlit are frozen
