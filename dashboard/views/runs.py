@@ -65,7 +65,7 @@ columns = {  # short headers (the frame keeps the full names), the detail in eac
     "error": text(width="large", help="Why the run cannot be loaded (empty: it loads)"),
 }
 event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
-                     column_config=columns)
+                     column_config=columns, placeholder="")  # not applicable or unreadable: an empty cell
 broken = sum(r.error is not None for r in runs)
 left, right = st.columns([4, 1])
 left.caption(f"{len(runs)} runs" + (f", {broken} of them broken (their error in the last column)." if broken else "."))
