@@ -624,11 +624,13 @@ def read_image(raw: bytes) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(raw)) as img:
+        with Image.open(io.BytesIO(raw)) as img:  # raises DecompressionBombError past ~179 megapixels
             if img.width * img.height > 25_000_000:
                 raise ValueError("image too large (over 25 megapixels)")
             img.thumbnail((1024, 1024))
             return np.asarray(img.convert("RGBA"))
+    except Image.DecompressionBombError as err:
+        raise ValueError("image too large (over 25 megapixels)") from err
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError("not an image file PIL can read (PNG, JPEG, ...)") from err
 

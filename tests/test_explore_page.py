@@ -250,3 +250,11 @@ def test_runs_whose_embeddings_hold_no_digits(monkeypatch, tmp_path, tiny_runs):
     at = upload(at, one())
     assert any("no nearest digits to show" in i.value for i in at.info)
     assert any("holds no test digits to compare with" in c.value for c in at.caption)
+
+
+def test_a_decompression_bomb_is_a_message(explore):
+    buf = io.BytesIO()
+    Image.new("1", (30_000, 30_000)).save(buf, format="PNG")  # 900 megapixels in a few hundred kB
+    at = upload(explore, buf.getvalue(), "bomb.png")
+    assert any("could not be read" in e.value and "too large" in e.value for e in at.error)
+
