@@ -20,8 +20,9 @@ ACTIVE_THRESHOLD = 0.01  # Burda et al. 2016, Sec. 5.2: unit j is active when Co
 # --- preparing a drawing or an upload --------------------------------------------------------------
 def to_grey(image: np.ndarray) -> np.ndarray:
     """An (H, W), (H, W, 3) or (H, W, 4) image (uint8 or floats in [0, 1]) -> (H, W) floats in [0, 1],
-    white ink on black. RGBA is composited on black (a canvas' untouched pixels are transparent); an image
-    whose border is mostly bright (dark ink on paper) is inverted."""
+    white ink on black. RGBA is composited on black (a canvas' untouched pixels are transparent), or on white
+    when its visible pixels are mostly dark (dark ink on a transparent sheet); an image whose border is mostly
+    bright (dark ink on paper) is inverted."""
     a = np.asarray(image)
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)) or min(a.shape[:2]) < 1:
         raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {a.shape}")
@@ -29,7 +30,10 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     if a.ndim == 3:
         alpha = a[..., 3] if a.shape[2] == 4 else 1.0
         rgb = a[..., :3] if a.shape[2] >= 3 else np.repeat(a[..., :1], 3, axis=2)
-        a = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) * alpha
+        lum = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+        # composited on black, unless what is visible is dark ink (a drawing on a transparent sheet): then on white
+        ink = float((lum * alpha).sum() / max(float(np.sum(alpha)), 1e-6)) if a.shape[2] == 4 else 1.0
+        a = lum * alpha + (1.0 - alpha) * (ink < 0.5)
     a = np.clip(a, 0.0, 1.0)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
     return 1.0 - a if border.mean() > 0.5 else a

@@ -258,3 +258,13 @@ def test_a_decompression_bomb_is_a_message(explore):
     at = upload(explore, buf.getvalue(), "bomb.png")
     assert any("could not be read" in e.value and "too large" in e.value for e in at.error)
 
+
+def test_dark_ink_on_a_transparent_background_is_read():
+    from core.explore import to_grey
+
+    rgba = np.zeros((60, 60, 4), np.uint8)  # a black stroke on a transparent sheet, as a drawing app exports it
+    rgba[10:50, 25:35, 3] = 255
+    grey = to_grey(rgba)
+    assert grey[30, 30] == 1.0 and grey[0, 0] == 0.0  # white ink on black, like the canvas
+    rgba[10:50, 25:35, :3] = 255  # white ink on transparent (the canvas) stays as it was
+    assert to_grey(rgba)[30, 30] == 1.0 and to_grey(rgba)[0, 0] == 0.0
