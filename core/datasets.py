@@ -26,6 +26,8 @@ class DataSet:
     folder: str | None = None  # its folder under the data root (torchvision's layout: <folder>/raw/...)
     hub_id: str | None = None  # the Hugging Face dataset id on a model card
     source: str = ""  # where it comes from, for people
+    noun: str = "image"  # what one image shows, for people: "digit", "item"
+    ink_box: int | None = None  # a drawing's ink is fitted into this square (MNIST: 20 of 28); None: the whole image
     # (root, train, download) -> (uint8 images (N, C, H, W), int64 labels (N,)); None: the torchvision reader
     loader: Callable | None = None
 
@@ -45,6 +47,7 @@ register, unregister, get, names = DATASETS.register, DATASETS.unregister, DATAS
 register(DataSet(
     name="mnist", label="MNIST", class_names=tuple(str(d) for d in range(10)), torchvision="MNIST",
     folder="MNIST", hub_id="ylecun/mnist", source="LeCun, Cortes & Burges: http://yann.lecun.com/exdb/mnist/",
+    noun="digit", ink_box=20,  # "normalized to fit in a 20x20 pixel box" (LeCun et al.), centred in 28x28
 ))
 register(DataSet(
     name="fashion-mnist", label="Fashion-MNIST",
@@ -52,4 +55,5 @@ register(DataSet(
                  "Ankle boot"),
     torchvision="FashionMNIST", folder="FashionMNIST", hub_id="zalando-datasets/fashion_mnist",
     source="Xiao, Rasul & Vollgraf 2017: https://github.com/zalandoresearch/fashion-mnist",
+    noun="item",  # its images fill the field: the longest edge resized to 28 (Xiao et al. 2017, Sec. 2)
 ))

@@ -39,11 +39,12 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     return 1.0 - a if border.mean() > 0.5 else a
 
 
-def prepare(grey: np.ndarray, ink: float = 0.1) -> np.ndarray | None:
+def prepare(grey: np.ndarray, ink: float = 0.1, side: int = SIDE, box: int = BOX) -> np.ndarray | None:
     """Prepare a digit as MNIST's were made (LeCun et al. 1998): the ink's bounding box fitted into 20x20
     pixels keeping its aspect ratio (anti-aliased, hence grey levels), then placed in a 28x28 field with
     its centre of mass at the field's centre. (H, W) floats in [0, 1], white on black -> (28, 28) floats
-    with maximum 1, or None when there is no ink (no pixel above `ink` times the brightest)."""
+    with maximum 1, or None when there is no ink (no pixel above `ink` times the brightest). Another data
+    set gives its own field `side` and `box` (Fashion-MNIST: 28 and 28, its images fill the field)."""
     import torch.nn.functional as F
 
     g = np.asarray(grey, dtype=np.float32)
@@ -55,7 +56,7 @@ def prepare(grey: np.ndarray, ink: float = 0.1) -> np.ndarray | None:
     rows, cols = np.nonzero(g > ink * peak)
     crop = g[rows.min():rows.max() + 1, cols.min():cols.max() + 1] / peak
     h, w = crop.shape
-    scale = BOX / max(h, w)
+    scale = box / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     patch = F.interpolate(torch.from_numpy(np.ascontiguousarray(crop))[None, None], size=size, mode="bilinear",
                           antialias=True, align_corners=False)[0, 0].clamp(0, 1).numpy()
@@ -63,10 +64,10 @@ def prepare(grey: np.ndarray, ink: float = 0.1) -> np.ndarray | None:
     ys, xs = np.indices(patch.shape)
     mass = patch.sum()
     cy, cx = (ys * patch).sum() / mass, (xs * patch).sum() / mass
-    centre = (SIDE - 1) / 2
-    top = int(np.clip(round(centre - cy), 0, SIDE - patch.shape[0]))
-    left = int(np.clip(round(centre - cx), 0, SIDE - patch.shape[1]))
-    out = np.zeros((SIDE, SIDE), np.float32)
+    centre = (side - 1) / 2
+    top = int(np.clip(round(centre - cy), 0, side - patch.shape[0]))
+    left = int(np.clip(round(centre - cx), 0, side - patch.shape[1]))
+    out = np.zeros((side, side), np.float32)
     out[top:top + patch.shape[0], left:left + patch.shape[1]] = patch
     return out
 

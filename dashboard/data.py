@@ -609,11 +609,20 @@ def classifier_path(dataset: str) -> str | None:
     return info.path if info is not None and not info.error else None
 
 
-def image_to_digit(image: np.ndarray) -> np.ndarray | None:
-    """A canvas (RGBA) or uploaded image -> uint8 (28, 28), prepared as MNIST's digits were (None: no ink)."""
+def dataset_record(name: str):
+    """The data set's record (core.datasets.DataSet): label, class names, image size, what an image shows."""
+    from core import datasets
+
+    return datasets.get(name)
+
+
+def image_to_digit(image: np.ndarray, dataset: str = "mnist") -> np.ndarray | None:
+    """A canvas (RGBA) or uploaded image -> uint8 (side, side), prepared as the data set's images were (MNIST:
+    the ink fitted into 20x20 of 28x28; Fashion-MNIST: into the whole field). None: no ink."""
     from core.explore import prepare, to_grey
 
-    x = prepare(to_grey(image))
+    record = dataset_record(dataset)
+    x = prepare(to_grey(image), side=record.image_size, box=record.ink_box or record.image_size)
     return None if x is None else np.round(x * 255).astype(np.uint8)
 
 
@@ -636,10 +645,10 @@ def read_image(raw: bytes) -> np.ndarray:
 
 
 @st.cache_data(max_entries=64, ttl=600, show_spinner=False)
-def _classify(path: str, stamp: tuple, digits: bytes) -> np.ndarray:
+def _classify(path: str, stamp: tuple, digits: bytes, side: int = 28) -> np.ndarray:
     import torch
 
-    x = torch.from_numpy(np.frombuffer(digits, np.uint8).reshape(-1, 1, 28, 28).astype(np.float32) / 255.0)
+    x = torch.from_numpy(np.frombuffer(digits, np.uint8).reshape(-1, 1, side, side).astype(np.float32) / 255.0)
     return model(path).predict_proba(x).numpy()
 
 
@@ -648,7 +657,7 @@ def classify(dataset: str, digits: np.ndarray) -> np.ndarray | None:
     path = classifier_path(dataset)
     if path is None:
         return None
-    return _classify(path, _run_stamp(path), np.ascontiguousarray(digits, np.uint8).tobytes())
+    return _classify(path, _run_stamp(path), np.ascontiguousarray(digits, np.uint8).tobytes(), digits.shape[-1])
 
 
 def embed_images(path: str, images: np.ndarray) -> np.ndarray:
@@ -661,15 +670,15 @@ def embed_images(path: str, images: np.ndarray) -> np.ndarray:
 
 
 @st.cache_data(max_entries=64, ttl=600, show_spinner=False)
-def _neg_elbo(path: str, stamp: tuple, digits: bytes) -> dict:
+def _neg_elbo(path: str, stamp: tuple, digits: bytes, side: int = 28) -> dict:
     from core.explore import neg_elbo
 
-    return neg_elbo(model(path), np.frombuffer(digits, np.uint8).reshape(-1, 28, 28), samples=ELBO_SAMPLES)
+    return neg_elbo(model(path), np.frombuffer(digits, np.uint8).reshape(-1, side, side), samples=ELBO_SAMPLES)
 
 
 def neg_elbo(path: str, digits: np.ndarray) -> dict[str, np.ndarray]:
     """Per-image -ELBO, reconstruction and KL (nats) of uint8 digits under the run's VAE."""
-    return _neg_elbo(path, _run_stamp(path), np.ascontiguousarray(digits, np.uint8).tobytes())
+    return _neg_elbo(path, _run_stamp(path), np.ascontiguousarray(digits, np.uint8).tobytes(), digits.shape[-1])
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -756,7 +765,7 @@ def _nearest_train(dataset: str, root: str, digit: bytes, k: int) -> tuple[np.nd
     from core.explore import nearest
 
     train, sq = _train_images(dataset, root)
-    idx, dist = nearest(np.frombuffer(digit, np.uint8).reshape(28, 28), train, k, ref_sq=sq)
+    idx, dist = nearest(np.frombuffer(digit, np.uint8).reshape(train.shape[1:]), train, k, ref_sq=sq)
     return train[idx], idx, dist
 
 

@@ -268,3 +268,25 @@ def test_dark_ink_on_a_transparent_background_is_read():
     assert grey[30, 30] == 1.0 and grey[0, 0] == 0.0  # white ink on black, like the canvas
     rgba[10:50, 25:35, :3] = 255  # white ink on transparent (the canvas) stays as it was
     assert to_grey(rgba)[30, 30] == 1.0 and to_grey(rgba)[0, 0] == 0.0
+
+
+def test_fashion_mnist_speaks_of_items_and_prepares_them_as_fashion_mnist_did(monkeypatch, tmp_path):
+    """Fashion-MNIST's images fill the field (longest edge resized to 28, Xiao et al. 2017), MNIST's digits a
+    20x20 box; the page names what the data set holds, not digits."""
+    from dashboard import data
+
+    trousers = np.zeros((300, 120), np.uint8)
+    trousers[20:280, 10:110] = 255
+    rows = {name: np.flatnonzero(data.image_to_digit(trousers, name).max(axis=1) > 0).size
+            for name in ("mnist", "fashion-mnist")}
+    assert rows == {"mnist": 20, "fashion-mnist": 28}
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data"))
+    root = REPO / "checkpoints"
+    at = goto(open_app(monkeypatch, root, runs=root / "_none"), "explore")
+    at.selectbox(key="dataset").set_value("fashion-mnist").run()
+    upload(at, png(trousers))
+    shown = [h.value for h in at.header] + [c.value for c in at.caption] + [i.value for i in at.info] + \
+        [i.caption for el in at.get("image") for i in el.proto.imgs] + [m.value for m in at.markdown]
+    assert "Draw or upload an item" in shown and "your item, 28×28" in shown
+    wrong = [s for s in shown if "digit" in s or " MNIST's" in s or s.startswith("MNIST's")]
+    assert not wrong, wrong

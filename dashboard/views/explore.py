@@ -22,11 +22,14 @@ if not ok:
     st.stop()
 dataset = data.config(runs[ok[0]].path)["dataset"]["name"]
 classes = data.classes(runs[ok[0]].path)
+record = data.dataset_record(dataset)
+noun, side = record.noun, record.image_size  # "digit" or "item"; the images' side in pixels
+a_noun = ("an " if noun[0] in "aeiou" else "a ") + noun
 readers = [k for k in ok if data.has_encoder(runs[k].path)]  # runs that can map an image to a code
 for k in ok:
     if k not in readers:
         st.warning(f"The {data.LABELS[k]} run `{runs[k].name}` has no trained encoder: it cannot read a drawing or "
-                   "a real digit, so it is left out of the reconstructions, maps and interpolations below.",
+                   f"a real {noun}, so it is left out of the reconstructions, maps and interpolations below.",
                    icon=":material/info:")
 
 
@@ -40,11 +43,15 @@ def big(images: np.ndarray, ncol: int | None = None, scale: int = 4) -> np.ndarr
 
 @st.fragment  # drawing reruns this section only, not the whole page
 def draw_section() -> None:
-    st.header("Draw or upload a digit")
-    st.caption("Draw with the mouse (white on black, as MNIST's digits are) or upload a photo or scan. The ink is "
-               "prepared as MNIST's digits were made: its bounding box fitted into 20×20 pixels keeping the aspect "
-               "ratio, anti-aliased to grey levels, then placed in a 28×28 field with its centre of mass at the "
-               "centre. Dark ink on a light background is inverted.")
+    st.header(f"Draw or upload {a_noun}")
+    box = record.ink_box or side
+    fit = (f"its bounding box fitted into {box}×{box} pixels keeping the aspect ratio, anti-aliased to grey levels, "
+           f"then placed in a {side}×{side} field with its centre of mass at the centre" if box < side else
+           f"its bounding box fitted into the {side}×{side} field keeping the aspect ratio (longest edge {side} "
+           "pixels), anti-aliased to grey levels, centred by its centre of mass")
+    st.caption(f"Draw with the mouse (white on black, as {record.label}'s images are) or upload a photo or scan. "
+               f"The ink is prepared as {record.label}'s images were made: {fit}. Dark ink on a light background is "
+               "inverted.")
     left, right = st.columns([1, 2], gap="large")
     with left:
         canvas = st_canvas(stroke_width=20, stroke_color="#ffffff", background_color="#000000", height=280,
@@ -60,21 +67,21 @@ def draw_section() -> None:
             return
     elif canvas.image_data is not None:
         image = canvas.image_data
-    digit = data.image_to_digit(image) if image is not None else None
+    digit = data.image_to_digit(image, dataset) if image is not None else None
     if digit is None:
-        right.info("Draw a digit on the black square, or upload an image, to see what the models make of it.",
+        right.info(f"Draw {a_noun} on the black square, or upload an image, to see what the models make of it.",
                    icon=":material/draw:")
         return
     with right:
         cols = st.columns(1 + len(readers))
         with cols[0]:
-            ui.image_grid(big(digit[None]), caption="your digit, 28×28")
+            ui.image_grid(big(digit[None]), caption=f"your {noun}, {side}×{side}")
         for col, k in zip(cols[1:], readers):
             with col:
                 ui.image_grid(big(data.reconstruct(runs[k].path, digit[None])), caption=f"{data.LABELS[k]}: {how(k)}")
         probs = data.classify(dataset, digit[None])
         if probs is None:
-            st.info(f"No classifier for {dataset} (`checkpoints/{dataset}-classifier`): no reading of the digit.")
+            st.info(f"No classifier for {dataset} (`checkpoints/{dataset}-classifier`): no reading of the {noun}.")
         else:
             top = int(np.argmax(probs[0]))
             st.markdown(f"The {dataset} classifier reads **{classes[top]}** ({probs[0][top]:.0%}).")
@@ -82,19 +89,19 @@ def draw_section() -> None:
             if data.has_posterior(runs[k].path):
                 mine = data.neg_elbo(runs[k].path, digit[None])
                 stats = data.posterior_stats(runs[k].path)
-                st.metric(f"{data.LABELS[k]} −ELBO of your digit", f"{mine['neg_elbo'][0]:.1f} nats", border=True,
+                st.metric(f"{data.LABELS[k]} −ELBO of your {noun}", f"{mine['neg_elbo'][0]:.1f} nats", border=True,
                           help="−ELBO = reconstruction + KL, an upper bound on −log p(x): lower means likelier. "
                                "Grey levels count as the probability that a pixel is on, as in training.")
                 terms = f"reconstruction {mine['reconstruction'][0]:.1f} + KL {mine['kl'][0]:.1f} nats."
                 if stats is None:
-                    st.caption(terms + " (This run's embeddings.npz holds no test digits to compare with.)")
+                    st.caption(terms + f" (This run's embeddings.npz holds no test {noun}s to compare with.)")
                     continue
                 test = stats["test_neg_elbo"]
                 lower = float((test < mine["neg_elbo"][0]).mean())
-                st.caption(f"{terms} The run's {len(test):,} test digits: median {np.median(test):.1f} nats; "
-                           f"{lower:.0%} of them have a lower −ELBO than your digit.")
+                st.caption(f"{terms} The run's {len(test):,} test {noun}s: median {np.median(test):.1f} nats; "
+                           f"{lower:.0%} of them have a lower −ELBO than your {noun}.")
     if probs is not None:
-        st.plotly_chart(ui.bar_chart(classes, [{"y": probs[0].tolist(), "name": "p(class | your digit)",
+        st.plotly_chart(ui.bar_chart(classes, [{"y": probs[0].tolist(), "name": f"p(class | your {noun})",
                                                 "color": "#4b5563"}], "Classifier's reading", "probability",
                                      percent=True), key="ex_probs")
 
@@ -102,10 +109,11 @@ def draw_section() -> None:
         method = share.widget(st.radio, "Where it lands", MAPS, horizontal=True, key="ex_map", default="PCA",
                               parse=share.choice(MAPS))
         if method == "PCA":
-            st.caption("PCA is linear: the star is the exact projection of your digit's code onto the map's two axes.")
+            st.caption(f"PCA is linear: the star is the exact projection of your {noun}'s code onto the map's two "
+                       "axes.")
         else:
             st.caption("t-SNE cannot place a new point on a finished map: the star sits at the mean position of the 5 "
-                       "test digits whose codes are nearest to your digit's code in latent space (circled).")
+                       f"test {noun}s whose codes are nearest to your {noun}'s code in latent space (circled).")
         cols = st.columns(len(readers))
         for col, k in zip(cols, readers):
             path = runs[k].path
@@ -116,21 +124,21 @@ def draw_section() -> None:
             fig = ui.latent_scatter(coords, emb["labels"], emb["indices"], classes,
                                     f"{data.LABELS[k]} · {runs[k].name}")
             ring = None if neighbours is None else coords[neighbours]
-            col.plotly_chart(ui.mark_point(fig, xy, "your digit", ring), key=f"ex_map_{k}")
+            col.plotly_chart(ui.mark_point(fig, xy, f"your {noun}", ring), key=f"ex_map_{k}")
 
     near = data.nearest_train(dataset, digit)
     if near is not None:
         imgs, idx, _ = near
         ui.image_grid(big(imgs, ncol=len(imgs), scale=2),
-                      caption="nearest training digits (pixel distance): " + ", ".join(f"#{i}" for i in idx))
+                      caption=f"nearest training {noun}s (pixel distance): " + ", ".join(f"#{i}" for i in idx))
     elif (near := data.nearest_test(runs[ok[0]].path, digit)) is None:
         st.info(f"The {dataset} training set is not on this server and this run's embeddings.npz holds no test "
-                "digits: no nearest digits to show.")
+                f"{noun}s: no nearest {noun}s to show.")
     else:
         imgs, idx, _ = near
         ui.image_grid(big(imgs, ncol=len(imgs), scale=2),
-                      caption=f"The {dataset} training set is not on this server: the nearest of the run's test digits "
-                              "(pixel distance) instead: " + ", ".join(f"test #{i}" for i in idx))
+                      caption=f"The {dataset} training set is not on this server: the nearest of the run's "
+                              f"test {noun}s (pixel distance) instead: " + ", ".join(f"test #{i}" for i in idx))
 
 
 draw_section()
@@ -141,14 +149,14 @@ for k in ok:
     if data.has_posterior(runs[k].path):
         stats = data.posterior_stats(runs[k].path)
         if stats is None:
-            st.info(f"The {data.LABELS[k]} run's embeddings.npz holds no test digits: no KL per dimension. "
+            st.info(f"The {data.LABELS[k]} run's embeddings.npz holds no test {noun}s: no KL per dimension. "
                     "Recompute it with `python -m core embed RUN`.")
             continue
         st.plotly_chart(ui.kl_bars(stats["kl"], stats["activity"], 0.01, ui.COLORS[k]), key=f"ex_kl_{k}")
-        st.caption(f"{data.LABELS[k]} `{runs[k].name}`, on its {stats['n']:,} test digits: KL(q(z_j|x) ‖ N(0, 1)) per "
+        st.caption(f"{data.LABELS[k]} `{runs[k].name}`, on its {stats['n']:,} test {noun}s: KL(q(z_j|x) ‖ N(0, 1)) per "
                    f"dimension, summing to the ELBO's KL term ({stats['kl'].sum():.1f} nats). A unit is *active* when "
                    "Cov_x(E_q[z_j]) > 0.01 (Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, ICLR "
-                   "2016); grey bars are inactive units: their posterior stays at the prior whatever the digit "
+                   f"2016); grey bars are inactive units: their posterior stays at the prior whatever the {noun} "
                    "(posterior collapse), so the decoder ignores them.")
 c1, c2, c3 = st.columns(3)
 seed = share.widget(c1.number_input, "Seed of the code to start from", 0, 2**31 - 1, key="ex_seed", default=0,
@@ -169,32 +177,32 @@ for col, k in zip(cols, ok):
             scales = np.sqrt(activity[dims])
             names = [f"z{j}" for j in dims]
             what = ("the most active latent dimensions (largest Cov_x(E_q[z_j])), one per row; σ is the spread "
-                    "of the test digits' μ_j")
+                    f"of the test {noun}s' μ_j")
         elif k in readers:
             pca = data.principal(path)
             n = min(rows, len(pca["std"]))
             directions, scales = pca["directions"][:n], pca["std"][:n]
             names = [f"PC{i + 1} ({pca['explained'][i]:.0%})" for i in range(n)]
-            what = ("principal directions of E's codes of the test digits (PCA; % of their variance), not latent "
+            what = (f"principal directions of E's codes of the test {noun}s (PCA; % of their variance), not latent "
                     "dimensions; σ is the codes' spread along each")
         else:
-            st.info("No trained encoder: no codes of real digits to find principal directions in.")
+            st.info(f"No trained encoder: no codes of real {noun}s to find principal directions in.")
             continue
         ui.image_grid(data.grid(data.traversal(path, directions, scales, int(seed), steps), ncol=steps),
                       caption="rows: " + ", ".join(names), download=f"traversal-{runs[k].name}-seed{seed}.png")
         st.caption(f"Along {what}. The rest of the seed's code stays as it is.")
 
 # --- interpolate real digits -------------------------------------------------------------------------------
-st.header("Interpolate real digits")
+st.header(f"Interpolate real {noun}s")
 pool = data.embeddings(runs[ok[0]].path)
 if not readers:
-    st.info("Neither run has a trained encoder: real digits cannot be mapped to codes.")
+    st.info(f"Neither run has a trained encoder: real {noun}s cannot be mapped to codes.")
     st.stop()
 if "images" not in pool:
     st.warning("This run's embeddings.npz has no test images; recompute it with `python -m core embed RUN`.")
     st.stop()
 PICKS = ["by class", "by test-set index"]
-by = share.widget(st.radio, "Pick two test digits", PICKS, horizontal=True, key="ex_pick", default=PICKS[0],
+by = share.widget(st.radio, f"Pick two test {noun}s", PICKS, horizontal=True, key="ex_pick", default=PICKS[0],
                   parse=share.choice(PICKS))
 c1, c2, c3, c4 = st.columns(4)
 if by == "by class":
@@ -205,18 +213,18 @@ if by == "by class":
                          default=7, parse=share.choice(ids))
     which = share.widget(c3.number_input, "Which of them", 0, 100, key="ex_which", default=0,
                          parse=share.integer(0, 100),
-                         help="0: the first digit of that class in the test subset, 1: the second, …")
+                         help=f"0: the first {noun} of that class in the test subset, 1: the second, …")
     picks = []
     for cls in (a_cls, b_cls):
         members = np.flatnonzero(pool["labels"] == cls)
         picks.append(int(members[which % len(members)]) if len(members) else 0)
 else:
-    wanted = [share.widget(col.number_input, f"{nth} test digit #", 0, 9_999, key=f"ex_index_{ab}",
+    wanted = [share.widget(col.number_input, f"{nth} test {noun} #", 0, 9_999, key=f"ex_index_{ab}",
                            default=int(pool["indices"][i]), parse=share.integer(0, 9_999))
               for i, (col, nth, ab) in enumerate([(c1, "First", "a"), (c2, "Second", "b")])]
     picks = [int(np.argmin(np.abs(pool["indices"] - w))) for w in wanted]  # the nearest index the run carries
     if any(pool["indices"][p] != w for p, w in zip(picks, wanted)):
-        st.caption(f"The runs carry {len(pool['indices']):,} of the test digits: the nearest index is used.")
+        st.caption(f"The runs carry {len(pool['indices']):,} of the test {noun}s: the nearest index is used.")
 with c4:
     steps_i = share.widget(st.slider, "Steps", 3, 16, key="ex_int_steps", default=10, parse=share.integer(3, 16))
 mode = share.widget(st.radio, "Path", PATHS, horizontal=True, key="ex_int_mode", default=PATHS[0],
@@ -225,7 +233,7 @@ mode = share.widget(st.radio, "Path", PATHS, horizontal=True, key="ex_int_mode",
 pair = pool["images"][picks]
 st.caption(f"From test #{pool['indices'][picks[0]]} ({classes[pool['labels'][picks[0]]]}) to test "
            f"#{pool['indices'][picks[1]]} ({classes[pool['labels'][picks[1]]]}). First and last columns: the two "
-           "digits themselves; between them, each model's decoding of the path between their codes.")
+           f"{noun}s themselves; between them, each model's decoding of the path between their codes.")
 for k in readers:
     path = runs[k].path
     z = data.embed_images(path, pair)
