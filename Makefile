@@ -51,7 +51,7 @@ train: install
 
 bench: install browser
 	$(PY) bench/train_speed.py --data-dir $(DATA_DIR)
-	$(PY) bench/dashboard_speed.py
+	$(PY) -m bench.dashboard_speed
 	$(PY) bench/eval_speed.py --data-dir $(DATA_DIR)
 	$(PY) bench/retrain_speed.py
 

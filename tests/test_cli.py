@@ -102,3 +102,16 @@ def test_evaluate_reports_each_stage(tmp_path, tiny_runs, splits, monkeypatch, c
     captured = capsys.readouterr()
     assert "6/6" in captured.err  # load, real, 2 seeds, reconstruction, reference: the bar ends full
     assert "frechet_distance" in captured.out
+
+
+def test_every_make_bench_command_starts():
+    """`make bench` runs each benchmark as written in the Makefile; each must at least import (its --help)."""
+    import re
+
+    recipe = re.search(r"^bench:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M).group(1)
+    commands = [line.strip().split()[1:] for line in recipe.splitlines()]
+    assert len(commands) == 4
+    for args in commands:
+        args = [a for a in args if "$(" not in a and a != "--data-dir"]
+        out = subprocess.run([sys.executable, *args, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, (args, out.stderr[-500:])
