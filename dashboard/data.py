@@ -630,14 +630,14 @@ def read_image(raw: bytes) -> np.ndarray:
     """Uploaded file bytes -> an RGBA uint8 array (raises ValueError for anything that is not an image)."""
     import io
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(raw)) as img:  # raises DecompressionBombError past ~179 megapixels
             if img.width * img.height > 25_000_000:
                 raise ValueError("image too large (over 25 megapixels)")
             img.thumbnail((1024, 1024))
-            return np.asarray(img.convert("RGBA"))
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGBA"))  # a phone photo, upright
     except Image.DecompressionBombError as err:
         raise ValueError("image too large (over 25 megapixels)") from err
     except (UnidentifiedImageError, OSError) as err:

@@ -290,3 +290,15 @@ def test_fashion_mnist_speaks_of_items_and_prepares_them_as_fashion_mnist_did(mo
     assert "Draw or upload an item" in shown and "your item, 28×28" in shown
     wrong = [s for s in shown if "digit" in s or " MNIST's" in s or s.startswith("MNIST's")]
     assert not wrong, wrong
+
+
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation():
+    from dashboard import data
+
+    img = np.full((100, 200), 255, np.uint8)  # stored landscape, shown portrait: EXIF orientation 6 (90° CW)
+    img[45:55, 20:180] = 0  # a stroke along the stored image's width: upright, it runs top to bottom
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", exif=exif)
+    assert data.read_image(buf.getvalue()).shape[:2] == (200, 100)
