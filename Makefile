@@ -3,7 +3,7 @@
 # make test  - lint + the whole test suite (installs Debian's chromium for the browser tests if missing)
 # make test-no-browser - the same without the Chromium tests
 # make train - retrain the committed MNIST runs (classifier first: the others' per-epoch quality check uses it;
-#              2-core CPU: ~11 min classifier, ~25 min VAE, 50 min GAN (time budget); CUDA when present)
+#              2-core CPU: ~11 min classifier, ~32 min VAE, 50 min GAN (time budget); CUDA when present)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= $(if $(wildcard ../shared/data),../shared/data,data)
