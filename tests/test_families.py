@@ -173,3 +173,29 @@ def test_a_run_of_an_unregistered_family_or_data_set_is_refused_by_name(toy, tmp
     datasets.unregister("tiny16")
     with pytest.raises(CheckpointError, match='unknown dataset "tiny16"'):
         read_config(run)
+
+
+def test_a_drawing_on_the_explore_page_takes_the_data_sets_image_size(toy, tmp_path, monkeypatch):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    checkpoints = tmp_path / "checkpoints"
+    train("vae", checkpoints / "tiny16-vae", "--preset", "seed", "--latent-dim", "4")
+    monkeypatch.setenv("CHECKPOINT_DIR", str(checkpoints))
+    monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data"))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("views/explore.py")
+    at.run()
+    img = np.zeros((100, 100), np.uint8)
+    img[20:80, 40:60] = 255
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    at.file_uploader(key="ex_upload").set_value(("bar.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "your image, 16×16" in [i.caption for el in at.get("image") for i in el.proto.imgs]
+    assert any("−ELBO of your image" in m.label for m in at.metric)
