@@ -22,7 +22,7 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     """An (H, W), (H, W, 3) or (H, W, 4) image (uint8 or floats in [0, 1]) -> (H, W) floats in [0, 1],
     white ink on black. RGBA is composited on black (a canvas' untouched pixels are transparent), or on white
     when its visible pixels are mostly dark (dark ink on a transparent sheet); an image whose border is mostly
-    bright (dark ink on paper) is inverted."""
+    bright (dark ink on paper) is inverted; the border's median level (the paper's grey) becomes black."""
     a = np.asarray(image)
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)) or min(a.shape[:2]) < 1:
         raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {a.shape}")
@@ -36,7 +36,11 @@ def to_grey(image: np.ndarray) -> np.ndarray:
         a = lum * alpha + (1.0 - alpha) * (ink < 0.5)
     a = np.clip(a, 0.0, 1.0)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-    return 1.0 - a if border.mean() > 0.5 else a
+    if border.mean() > 0.5:
+        a, border = 1.0 - a, 1.0 - border
+    # the background to black: photographed paper is light grey, not white, and would otherwise count as ink
+    background = float(np.median(border))
+    return np.clip((a - background) / (1.0 - background), 0.0, 1.0) if background < 1.0 else np.zeros_like(a)
 
 
 def prepare(grey: np.ndarray, ink: float = 0.1, side: int = SIDE, box: int = BOX) -> np.ndarray | None:

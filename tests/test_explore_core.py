@@ -154,3 +154,13 @@ def test_capabilities():
     assert explore.has_encoder(vae) and explore.has_encoder(gan)
     gan.encoder_trained = False  # training started, E not trained yet
     assert not explore.has_encoder(gan)
+
+
+def test_a_photo_on_grey_paper_is_cropped_to_its_ink_like_a_clean_scan():
+    photo = np.full((300, 200), 200, np.uint8)  # paper as a camera sees it: light grey, not white
+    photo[50:250, 90:110] = 40  # a "1" in dark ink
+    scan = np.where(photo == 200, 255, 0).astype(np.uint8)
+    out, clean = explore.prepare(explore.to_grey(photo)), explore.prepare(explore.to_grey(scan))
+    assert ink_box(out) == ink_box(clean) and ink_box(out)[0] in (20, 21)  # the stroke, not the whole sheet
+    assert out[0, 0] == 0.0 and (out > 0.05).sum() == (clean > 0.05).sum()
+    assert explore.prepare(explore.to_grey(np.full((40, 40), 128, np.uint8))) is None  # one grey: no ink
