@@ -90,10 +90,10 @@ def names(runs: Iterable, separator: str = ",") -> Parser:
     return parse
 
 
-def from_url(param: str, parse: Parser):
-    """The parsed value of ?param=..., or None when it is absent, too long or refused by the parser."""
+def from_url(param: str, parse: Parser, max_len: int = MAX_PARAM):
+    """The parsed value of ?param=..., or None when it is absent, longer than max_len or refused by the parser."""
     text = st.query_params.get(param)
-    if not isinstance(text, str) or not text or len(text) > MAX_PARAM:
+    if not isinstance(text, str) or not text or len(text) > max_len:
         return None
     try:
         return parse(text)
@@ -149,7 +149,8 @@ def selection(param: str, rows: list[int], ids, limit: int = 48) -> list[int]:
     if rows:
         st.session_state[seen] = True
     elif not st.session_state.get(seen):
-        wanted = from_url(param, lambda text: [integer(0, 10**9)(t) for t in text.split(",")[:limit]])
+        wanted = from_url(param, lambda text: [integer(0, 10**9)(t) for t in text.split(",")[:limit]],
+                          max_len=limit * 11)  # as many ids as are written below, each up to 10 digits and a comma
         position = {v: i for i, v in enumerate(ids)}
         rows = [position[v] for v in wanted or [] if v in position]
     to_url(param, ",".join(str(ids[r]) for r in rows[:limit]) or None)

@@ -312,3 +312,24 @@ def test_a_value_gone_stale_in_the_session_falls_back_to_the_default(monkeypatch
     at = open_with(monkeypatch, root, "curves")
     at.multiselect(key="overlay_vae").set_value([]).run()  # cleared by the visitor: stays cleared
     assert at.multiselect(key="overlay_vae").value == [] and not at.exception
+
+
+def test_a_shared_selection_of_48_four_digit_test_indices_comes_back():
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        from dashboard import share
+
+        ids = list(range(9000, 9960, 20))  # 48 test-set indices of four digits
+        st.write(repr(share.selection("digits", st.session_state.get("rows", []), ids)))
+
+    at = AppTest.from_function(script)
+    at.session_state["rows"] = list(range(48))  # the visitor selects 48 digits on the map
+    at.run()
+    link = at.query_params["digits"]
+    again = AppTest.from_function(script)
+    again.query_params["digits"] = link  # the copied URL, opened elsewhere
+    again.run()
+    assert again.markdown[0].value == repr(list(range(48))) and again.query_params["digits"] == link
