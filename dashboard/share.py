@@ -110,12 +110,13 @@ def to_url(param: str, text: str | None) -> None:
         st.query_params[param] = text
 
 
-def bind(key: str, default, parse: Parser, param: str | None = None, encode: Callable[[Any], str] = str) -> None:
+def bind(key: str, default, parse: Parser, param: str | None = None, encode: Callable[[Any], str] = str,
+         max_len: int = MAX_PARAM) -> None:
     """Before the widget `key` is created: at its first render in this session, seed its value from the URL
     (or the default); later, a value its parser now refuses (another run with fewer epochs, say) becomes the
     default again. The widget itself must be created without a value/index of its own."""
     if key not in st.session_state:
-        value = from_url(param or key, parse)
+        value = from_url(param or key, parse, max_len)
         st.session_state[key] = default if value is None else value
         return
     try:
@@ -131,10 +132,10 @@ def publish(key: str, default, param: str | None = None, encode: Callable[[Any],
 
 
 def widget(make: Callable, label: str, *args, key: str, default, parse: Parser, param: str | None = None,
-           encode: Callable[[Any], str] = str, **kwargs):
+           encode: Callable[[Any], str] = str, max_len: int = MAX_PARAM, **kwargs):
     """`make(label, *args, key=key, **kwargs)` (st.slider, a column's number_input, ...) bound to ?param=
-    (default: the key). Returns the widget's value."""
-    bind(key, default, parse, param, encode)
+    (default: the key; a longer value than max_len is ignored). Returns the widget's value."""
+    bind(key, default, parse, param, encode, max_len)
     value = make(label, *args, key=key, **kwargs)
     publish(key, default, param, encode)
     return value

@@ -333,3 +333,14 @@ def test_a_shared_selection_of_48_four_digit_test_indices_comes_back():
     again.query_params["digits"] = link  # the copied URL, opened elsewhere
     again.run()
     assert again.markdown[0].value == repr(list(range(48))) and again.query_params["digits"] == link
+
+
+def test_a_shared_overlay_of_many_retrained_runs_comes_back(monkeypatch, tmp_path, shared_runs):
+    root = tmp_path / "checkpoints"
+    shutil.copytree(shared_runs, root)
+    names = [f"ui-vae-fashion-mnist-20261126-0515{i:02d}" for i in range(6)]  # the Retrain page's run names
+    for name in names:
+        shutil.copytree(root / "mnist-vae", root / name)
+    at = open_with(monkeypatch, root, "curves", overlay_vae=",".join(names))  # 221 characters
+    assert at.multiselect(key="overlay_vae").value == [str(root / n) for n in names]
+    assert at.query_params["overlay_vae"] == ",".join(names)

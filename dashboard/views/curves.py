@@ -34,7 +34,8 @@ for kind in data.KINDS:
     names = {r.path: r.label for r in runs}
     chosen = share.widget(st.multiselect, "Runs to overlay", list(names), format_func=names.get, key=f"overlay_{kind}",
                           default=default, parse=share.names(runs),
-                          encode=lambda paths: ",".join(Path(p).name for p in paths))  # folder names, not paths
+                          encode=lambda paths: ",".join(Path(p).name for p in paths),  # folder names, not paths
+                          max_len=256 * len(runs))  # every run's folder name (at most 255 characters) and a comma
     plots = data.family(kind).curves  # the panels its record names
     cols = st.columns(max(1, len(plots)))
     for col, (title, y_title, keys) in zip(cols, plots):
