@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import streamlit as st
@@ -13,18 +12,6 @@ from dashboard import data, share
 HERE = Path(__file__).parent
 # a local favicon: a ":material/...:" icon would be fetched from fonts.gstatic.com (the app works offline)
 st.set_page_config(page_title="GAN vs VAE", page_icon=str(HERE / "favicon.png"), layout="wide")
-
-
-@contextlib.contextmanager
-def guarded(where: str):
-    """An unexpected error in the block becomes a short message with a reference; the server log has the
-    traceback under that reference. (st.stop / st.rerun are BaseExceptions and pass through.)"""
-    try:
-        yield
-    except Exception:
-        ref = data.log_error(f"rendering {where}")
-        st.error(f"Something went wrong {where} (reference `{ref}`). The other pages keep working; "
-                 "the server log has the details under this reference.", icon=":material/error:")
 
 
 def broken_runs_card() -> None:
@@ -72,7 +59,7 @@ pages = {
     "Learn": [st.Page(HERE / "views/concepts.py", title="Concepts", icon=":material/school:")],
 }
 
-with guarded("in the sidebar"):
+with ui.guarded("in the sidebar"):
     for message in data.hub_messages():
         st.sidebar.caption(ui.short_paths(message))  # "pulled USER/run into checkpoints/run": no machine paths
     broken_runs_card()
@@ -99,5 +86,5 @@ with guarded("in the sidebar"):
         st.sidebar.caption(f"Runs from `{data.checkpoint_dir().name}/` and `{data.runs_dir().name}/`.")
 
 page = st.navigation(pages)
-with guarded("on this page"):
+with ui.guarded("on this page"):
     page.run()

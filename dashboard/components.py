@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -14,6 +15,21 @@ COLORS = families.Attr("color")  # each family's colour, from its record (core.f
 # ten well-separated colours for digit classes (Plotly's D3 palette)
 CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+@contextlib.contextmanager
+def guarded(where: str):
+    """An unexpected error in the block becomes a short message with a reference; the server log has the
+    traceback under that reference. (st.stop / st.rerun are BaseExceptions and pass through.) Also a decorator,
+    for fragments: a fragment's own reruns do not pass through the page's guard in app.py."""
+    try:
+        yield
+    except Exception:
+        from dashboard import data
+
+        ref = data.log_error(f"rendering {where}")
+        st.error(f"Something went wrong {where} (reference `{ref}`). The other pages keep working; "
+                 "the server log has the details under this reference.", icon=":material/error:")
 
 
 def image_grid(img: np.ndarray, caption: str | None = None, download: str | None = None) -> None:

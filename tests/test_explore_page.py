@@ -302,3 +302,20 @@ def test_a_phone_photo_is_turned_upright_by_its_exif_orientation():
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", exif=exif)
     assert data.read_image(buf.getvalue()).shape[:2] == (200, 100)
+
+
+def test_an_error_inside_the_drawing_fragment_is_a_message_and_the_page_stays(explore, monkeypatch):
+    """The drawing section reruns on its own (a fragment), outside the page's guard in app.py: it has its own."""
+    from dashboard import data
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(data, "reconstruct", broken)
+    at = explore
+    at.file_uploader(key="ex_upload").set_value(("digit.png", seven(), "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert any("Something went wrong in the drawing section (reference" in e for e in errors), errors
+    assert "boom" not in " ".join(errors)  # no exception text for visitors
+    assert any("Latent dimensions" in h.value for h in at.header)  # the rest of the page is still there

@@ -42,6 +42,7 @@ def big(images: np.ndarray, ncol: int | None = None, scale: int = 4) -> np.ndarr
 
 
 @st.fragment  # drawing reruns this section only, not the whole page
+@ui.guarded("in the drawing section")  # the fragment's own reruns bypass the page's guard
 def draw_section() -> None:
     st.header(f"Draw or upload {a_noun}")
     box = record.ink_box or side

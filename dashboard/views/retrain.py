@@ -148,7 +148,7 @@ mine = next((j for j in jobs if j["state"] in ("queued", "running")), None)
 st.session_state["rt_watching"] = mine is not None
 poll = MINE_POLL_S if mine else OTHERS_POLL_S if active else None
 st.session_state["rt_polling"] = poll is not None
-st.fragment(run_every=poll)(queue_view)(mine)
+st.fragment(run_every=poll)(ui.guarded("in the job queue")(queue_view))(mine)  # guarded: fragment reruns
 
 if mine is None and jobs:
     last = jobs[0]
