@@ -14,7 +14,7 @@ NO_BROWSER := make test needs Chromium for its browser tests and could not insta
 install it (Debian/Ubuntu: sudo apt-get install chromium; macOS: brew install --cask chromium) or set \
 CHROMIUM=/path/to/chromium; or run everything else with: make test-no-browser
 
-.PHONY: install run test test-no-browser lint browser train bench clean
+.PHONY: install run test test-no-browser lint browser train bench gpu-data clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -54,6 +54,11 @@ bench: install browser
 	$(PY) -m bench.dashboard_speed
 	$(PY) bench/eval_speed.py --data-dir $(DATA_DIR)
 	$(PY) bench/retrain_speed.py
+
+# gzipped MNIST in .gpu/ (git-ignored) for bench/gpu_session.sh, which a lent GPU machine runs (issue 9)
+gpu-data:
+	mkdir -p .gpu/MNIST/raw
+	for f in $(DATA_DIR)/MNIST/raw/*-ubyte; do gzip -c $$f > .gpu/MNIST/raw/$$(basename $$f).gz; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
