@@ -32,6 +32,19 @@ def guarded(where: str):
                  "the server log has the details under this reference.", icon=":material/error:")
 
 
+def picked_runs() -> tuple[dict, list[str]]:
+    """The sidebar's run per compared family, and the families whose run loads; an error card for each that
+    does not (a family is never dropped silently)."""
+    from dashboard import data
+
+    runs = {k: data.selected(k) for k in data.KINDS}
+    errors = {k: data.check_run(r) for k, r in runs.items()}
+    for k in data.KINDS:
+        if errors[k]:
+            error_card(f"{data.LABELS[k]} run {runs[k].name if runs[k] else ''}", errors[k])
+    return runs, [k for k in data.KINDS if not errors[k]]
+
+
 def image_grid(img: np.ndarray, caption: str | None = None, download: str | None = None) -> None:
     """Show one uint8 grid image at its native (already upscaled) size; `download`: a file name for a PNG
     download button under it."""

@@ -137,12 +137,17 @@ def draw_digit(page, strokes: list[list[tuple[float, float]]] | None = None) -> 
     canvas.wait_for(timeout=60_000)
     box = canvas.bounding_box()
     for stroke in strokes:
-        points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in stroke]
-        page.mouse.move(*points[0])
-        page.mouse.down()
-        for x, y in points[1:]:
-            page.mouse.move(x, y, steps=8)
-        page.mouse.up()
+        mouse_drag(page, box, stroke, steps=8)
+
+
+def mouse_drag(page, box: dict, path: list[tuple[float, float]], steps: int = 4) -> None:
+    """Press the mouse at path[0] and move through the rest: points in fractions of `box` (a bounding box)."""
+    points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in path]
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(x, y, steps=steps)
+    page.mouse.up()
 
 
 RECONSTRUCTIONS = """() => {

@@ -19,6 +19,7 @@ from .browser import (
     chromium_page,
     draw_digit,
     full_screenshot,
+    mouse_drag,
     streamlit_server,
     wait_complete,
     wait_healthy,
@@ -133,13 +134,7 @@ def drag(page, chart_index: int, tool: str, path: list[tuple[float, float]]) -> 
     chart = page.locator('[data-testid="stPlotlyChart"]').nth(chart_index)
     chart.hover()
     page.locator(f'.modebar-btn[data-title="{tool}"]').nth(chart_index).click()
-    box = chart.locator(".nsewdrag").first.bounding_box()
-    points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in path]
-    page.mouse.move(*points[0])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(x, y, steps=4)
-    page.mouse.up()
+    mouse_drag(page, chart.locator(".nsewdrag").first.bounding_box(), path)
 
 
 def selection_captions(page) -> list[str]:

@@ -7,12 +7,7 @@ from dashboard import components as ui
 from dashboard import data, share
 
 st.title("Samples")
-runs = {k: data.selected(k) for k in data.KINDS}
-errors = {k: data.check_run(r) for k, r in runs.items()}
-ok = [k for k in data.KINDS if not errors[k]]
-for k in data.KINDS:
-    if errors[k]:
-        ui.error_card(f"{data.LABELS[k]} run {runs[k].name if runs[k] else ''}", errors[k])
+runs, ok = ui.picked_runs()  # error cards for the others
 if not ok:
     st.stop()
 dims = {k: data.latent_dim(runs[k].path) for k in ok}
