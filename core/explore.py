@@ -65,9 +65,7 @@ def prepare(grey: np.ndarray, ink: float = 0.1, side: int = SIDE, box: int = BOX
     patch = F.interpolate(torch.from_numpy(np.ascontiguousarray(crop))[None, None], size=size, mode="bilinear",
                           antialias=True, align_corners=False)[0, 0].clamp(0, 1).numpy()
     patch = patch / max(float(patch.max()), 1e-6)
-    ys, xs = np.indices(patch.shape)
-    mass = patch.sum()
-    cy, cx = (ys * patch).sum() / mass, (xs * patch).sum() / mass
+    cy, cx = centre_of_mass(patch)
     centre = (side - 1) / 2
     top = int(np.clip(round(centre - cy), 0, side - patch.shape[0]))
     left = int(np.clip(round(centre - cx), 0, side - patch.shape[1]))
@@ -141,7 +139,7 @@ def neg_elbo(model, images: np.ndarray, samples: int = 16, seed: int = 0) -> dic
     Bernoulli log-likelihood is linear in its target, so the cross-entropy against the grey levels is exactly
     the expected -log p(b|z) over those binarizations: the number is comparable with the test set's -ELBO.
     E_q[-log p(x|z)] is averaged over `samples` draws of z (fixed seed); the KL is in closed form."""
-    import torch.nn.functional as F
+    from core.models.vae import bernoulli_nll, kl_to_standard_normal
 
     g = torch.Generator().manual_seed(seed)
     out: dict[str, list] = {"reconstruction": [], "kl": []}
@@ -151,9 +149,9 @@ def neg_elbo(model, images: np.ndarray, samples: int = 16, seed: int = 0) -> dic
         rec = torch.zeros(x.shape[0])
         for _ in range(samples):
             z = mu + std * torch.randn(mu.shape, generator=g)
-            rec += F.binary_cross_entropy_with_logits(model.decode(z), x, reduction="none").flatten(1).sum(1)
+            rec += bernoulli_nll(model.decode(z), x)
         out["reconstruction"].append(rec / samples)
-        out["kl"].append(-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1))
+        out["kl"].append(kl_to_standard_normal(mu, logvar))
     res = {k: torch.cat(v).numpy().astype(np.float64) for k, v in out.items()}
     res["neg_elbo"] = res["reconstruction"] + res["kl"]
     return res

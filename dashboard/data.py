@@ -20,6 +20,7 @@ import streamlit as st
 from core import checkpoint, embed, families, validate
 from core.checkpoint import CheckpointError
 from core.data import class_names
+from core.explore import ACTIVE_THRESHOLD, axis_directions  # noqa: F401  (for the Explore page, which imports no core)
 from core.images import make_grid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -664,9 +665,7 @@ def embed_images(path: str, images: np.ndarray) -> np.ndarray:
     """uint8 (n, 28, 28) -> the run's latent codes (VAE: mu(x); GAN: E(x))."""
     import torch
 
-    x = torch.from_numpy(images.astype(np.float32) / 255.0)[:, None]
-    with torch.inference_mode():
-        return model(path).embed(x).numpy()
+    return embed.latent_codes(model(path), torch.from_numpy(np.ascontiguousarray(images))[:, None])
 
 
 @st.cache_data(max_entries=64, ttl=600, show_spinner=False)
@@ -702,7 +701,9 @@ def posterior_stats(path: str) -> dict | None:
 def activity(path: str) -> np.ndarray:
     """Cov_x(E_q[z_j]) per latent dimension over the run's test subset: the variance of its stored codes
     (a VAE's codes are the posterior means mu(x)); needs no digits in embeddings.npz."""
-    return embeddings(path)["codes"].astype(np.float64).var(axis=0)
+    from core.explore import activity as cov
+
+    return cov(embeddings(path)["codes"])
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

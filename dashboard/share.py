@@ -174,10 +174,7 @@ def png_bytes(img: np.ndarray) -> bytes:
 
 def download_png(img: np.ndarray, file_name: str, key: str | None = None) -> None:
     """A small PNG download button under an image grid; the PNG is encoded only when it is clicked."""
-    file_name = safe_name(file_name)
-    st.download_button("PNG", data=lambda: png_bytes(img), file_name=file_name, mime="image/png",
-                       icon=":material/download:", on_click="ignore", key=key or f"dl_{file_name}",
-                       help=f"Download `{file_name}`")
+    _png_button(lambda: png_bytes(img), file_name, key)
 
 
 def file_bytes(path: str | os.PathLike) -> bytes:
@@ -189,10 +186,13 @@ def file_bytes(path: str | os.PathLike) -> bytes:
 
 def download_file(path: str | os.PathLike, file_name: str, key: str | None = None) -> None:
     """A PNG download button for an image file of a run (read when the button is clicked)."""
+    _png_button(lambda: file_bytes(path), file_name, key)
+
+
+def _png_button(data: Callable[[], bytes], file_name: str, key: str | None) -> None:
     file_name = safe_name(file_name)
-    st.download_button("PNG", data=lambda: file_bytes(path), file_name=file_name, mime="image/png",
-                       icon=":material/download:", on_click="ignore", key=key or f"dl_{file_name}",
-                       help=f"Download `{file_name}`")
+    st.download_button("PNG", data=data, file_name=file_name, mime="image/png", icon=":material/download:",
+                       on_click="ignore", key=key or f"dl_{file_name}", help=f"Download `{file_name}`")
 
 
 def safe_name(text: str) -> str:

@@ -148,7 +148,8 @@ for k in ok:
             st.info(f"The {data.LABELS[k]} run's embeddings.npz holds no test {noun}s: no KL per dimension. "
                     "Recompute it with `python -m core embed RUN`.")
             continue
-        st.plotly_chart(ui.kl_bars(stats["kl"], stats["activity"], 0.01, ui.COLORS[k]), key=f"ex_kl_{k}")
+        bars = ui.kl_bars(stats["kl"], stats["activity"], data.ACTIVE_THRESHOLD, ui.COLORS[k])
+        st.plotly_chart(bars, key=f"ex_kl_{k}")
         st.caption(f"{data.LABELS[k]} `{runs[k].name}`, on its {stats['n']:,} test {noun}s: KL(q(z_j|x) ‖ N(0, 1)) per "
                    f"dimension, summing to the ELBO's KL term ({stats['kl'].sum():.1f} nats). A unit is *active* when "
                    "Cov_x(E_q[z_j]) > 0.01 (Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, ICLR "
@@ -169,7 +170,7 @@ for col, k in zip(cols, ok):
         if data.has_posterior(path):
             activity = data.activity(path)
             dims = np.argsort(-activity, kind="stable")[:rows]
-            directions = np.eye(len(activity), dtype=np.float32)[dims]
+            directions = data.axis_directions(dims, len(activity))
             scales = np.sqrt(activity[dims])
             names = [f"z{j}" for j in dims]
             what = ("the most active latent dimensions (largest Cov_x(E_q[z_j])), one per row; σ is the spread "
