@@ -3,6 +3,7 @@
     python bench/gan_quality.py --data-dir ../shared/data                       # committed recipe only
     python bench/gan_quality.py --data-dir ../shared/data --old ablation/variant-1
     python bench/gan_quality.py --data-dir ../shared/data --train-old 10         # train the old recipe 10 min
+    python bench/gan_quality.py --data-dir ../shared/data --run "previous=/tmp/prev-mnist-gan"  # any run, labelled
 
 For each GAN run (the committed checkpoints/mnist-gan, and the plain DCGAN recipe this project first
 used when --old or --train-old is given) it reads history.json's per-epoch quality check and prints the
@@ -53,6 +54,8 @@ def main() -> None:
     p.add_argument("--root", default="checkpoints", help="folder of the committed runs (default: checkpoints)")
     p.add_argument("--dataset", default="mnist", choices=datasets.names(), help="data set (default: mnist)")
     p.add_argument("--old", default=None, help="a run of the old plain DCGAN recipe with a quality log")
+    p.add_argument("--run", action="append", default=[], metavar="LABEL=PATH",
+                   help="another GAN run with a quality log to report, under LABEL (repeatable)")
     p.add_argument("--train-old", type=float, default=None, metavar="MIN",
                    help="train the old recipe for this many minutes first (with the quality log)")
     args = p.parse_args()
@@ -74,6 +77,11 @@ def main() -> None:
         runs.append(("old plain DCGAN recipe", old))
     elif args.old:
         runs.append(("old plain DCGAN recipe", Path(args.old)))
+    for spec in args.run:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not path:
+            p.error(f"--run takes LABEL=PATH, got {spec!r}")
+        runs.append((label, Path(path)))
     for name, run in runs:
         report(name, run, vae["frechet_distance"])
 

@@ -18,7 +18,8 @@ ROWS = {
             "subsets of {kid_subset_size} images"),
     "precision": ("Precision (fidelity)", "higher",
                   "Share of samples inside the real digits' k-NN feature manifold, k = {knn_k} "
-                  "(Kynkäänniemi et al. 2019)"),
+                  "(Kynkäänniemi et al. 2019). Blur raises it: real test digits blurred by a 3×3 Gaussian score "
+                  "higher than sharp ones (bench/precision_vs_blur.py), so read it with Fréchet distance and recall"),
     "recall": ("Recall (coverage)", "higher", "Share of real digits inside the samples' k-NN feature manifold"),
     "class_kl_to_uniform": ("Class balance: KL to uniform (nats)", "lower",
                             "KL(histogram of the classifier's predicted classes ‖ uniform): 0 = all classes equally"),
