@@ -100,11 +100,16 @@ def line_chart(series: list[dict], title: str, x_title: str, y_title: str, heigh
                                  marker={"size": 6}, line={"color": s.get("color"), "dash": s.get("dash", "solid"),
                                                            "width": 1.8}))
     fig.update_layout(title=title, height=height, xaxis_title=x_title, yaxis_title=y_title, **LEGEND_BELOW)
-    tails = [np.asarray(s["y"], dtype=float)[len(s["y"]) // 50:] for s in series if len(s["y"]) > 50]
-    if tails:  # frame the y axis on what follows the first 2% of steps: the opening drop would flatten the rest
-        lo, hi = min(t.min() for t in tails), max(t.max() for t in tails)
-        pad = 0.05 * (hi - lo or abs(hi) or 1.0)
-        fig.update_yaxes(range=[lo - pad, hi + pad])
+    ys = [np.asarray(s["y"], dtype=float) for s in series]
+    if any(len(y) > 50 for y in ys):  # frame the y axis on what follows the first 2% of a long series (the
+        # opening drop would flatten the rest), and on every point of a short one: an overlaid 50-epoch run
+        # must stay in view next to an 86-epoch one
+        shown = np.concatenate([y[len(y) // 50:] if len(y) > 50 else y for y in ys])
+        shown = shown[np.isfinite(shown)]
+        if shown.size:
+            lo, hi = float(shown.min()), float(shown.max())
+            pad = 0.05 * (hi - lo or abs(hi) or 1.0)
+            fig.update_yaxes(range=[lo - pad, hi + pad])
     return fig
 
 

@@ -44,3 +44,18 @@ def test_runs_without_a_quality_log_are_named_not_dropped(monkeypatch, tiny_runs
     at = goto(open_app(monkeypatch, tiny_runs), "curves")
     assert not _quality_charts(at)
     assert sum("no per-epoch quality log" in c.value for c in at.caption) == 2
+
+
+def test_a_shorter_run_stays_in_view_beside_a_long_one():
+    """The y range frames a long series without its opening drop, and every point of a shorter one: a
+    50-epoch VAE overlaid on an 86-epoch GAN was cut off the Precision chart."""
+    import numpy as np
+
+    from dashboard import components as ui
+
+    gan = [0.95] + list(np.linspace(0.55, 0.66, 85))  # 86 epochs; epoch 1 is the opening outlier
+    vae = list(np.linspace(0.72, 0.80, 49)) + [None]  # 50 epochs, a gap at the end
+    lo, hi = ui.line_chart([{"x": list(range(1, 87)), "y": gan, "name": "GAN"},
+                            {"x": list(range(1, 51)), "y": vae, "name": "VAE"}], "Precision ↑", "epoch",
+                           "fraction").layout.yaxis.range
+    assert lo < 0.55 and 0.80 < hi < 0.95
