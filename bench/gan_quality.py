@@ -3,7 +3,7 @@
     python bench/gan_quality.py --data-dir ../shared/data                       # committed recipe only
     python bench/gan_quality.py --data-dir ../shared/data --old ablation/variant-1
     python bench/gan_quality.py --data-dir ../shared/data --train-old 10         # train the old recipe 10 min
-    python bench/gan_quality.py --data-dir ../shared/data --run "previous=/tmp/prev-mnist-gan"  # any run, labelled
+    python bench/gan_quality.py --data-dir ../shared/data --run "previous=runs/old-gan"  # any run, labelled
 
 For each GAN run (the committed checkpoints/mnist-gan, and the plain DCGAN recipe this project first
 used when --old or --train-old is given) it reads history.json's per-epoch quality check and prints the
