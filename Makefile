@@ -2,8 +2,9 @@
 #              CPU=1 make run: a CPU-only torch (~200 MB) instead of PyPI's CUDA build (several GB), same pins
 # make test  - lint + the whole test suite (installs Debian's chromium for the browser tests if missing)
 # make test-no-browser - the same without the Chromium tests
-# make train - retrain the committed MNIST runs (classifier first: the others' per-epoch quality check uses it;
-#              2-core CPU: ~11 min classifier, ~32 min VAE, 50 min GAN (time budget); CUDA when present)
+# make train - retrain the committed MNIST runs and the Fashion GAN (classifier first: the others' per-epoch
+#              quality check uses it; 2-core CPU: ~11 min classifier, ~32 min VAE, 60 min MNIST GAN and 45 min
+#              Fashion GAN (time budgets, both cores each); CUDA when present)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= $(if $(wildcard ../shared/data),../shared/data,data)

@@ -101,10 +101,10 @@ def line_chart(series: list[dict], title: str, x_title: str, y_title: str, heigh
                                                            "width": 1.8}))
     fig.update_layout(title=title, height=height, xaxis_title=x_title, yaxis_title=y_title, **LEGEND_BELOW)
     ys = [np.asarray(s["y"], dtype=float) for s in series]
-    if any(len(y) > 50 for y in ys):  # frame the y axis on what follows the first 2% of a long series (the
-        # opening drop would flatten the rest), and on every point of a short one: an overlaid 50-epoch run
-        # must stay in view next to an 86-epoch one
-        shown = np.concatenate([y[len(y) // 50:] if len(y) > 50 else y for y in ys])
+    if any(len(y) > FRAME_POINTS for y in ys):  # frame the y axis on what follows the first 2% of a long series
+        # (the opening drop would flatten the rest), and on every point of a short one: an overlaid 50-epoch
+        # run must stay in view next to an 86-epoch one
+        shown = np.concatenate([y[len(y) // FRAME_POINTS:] if len(y) > FRAME_POINTS else y for y in ys])
         shown = shown[np.isfinite(shown)]
         if shown.size:
             lo, hi = float(shown.min()), float(shown.max())
@@ -114,6 +114,7 @@ def line_chart(series: list[dict], title: str, x_title: str, y_title: str, heigh
 
 
 MARKER_POINTS = 60  # series this short are drawn with markers
+FRAME_POINTS = 50  # a longer series frames the y axis without its first 1/FRAME_POINTS (its opening drop)
 # the legend goes under the plot, anchored below the x-axis title (container coordinates, so the plot
 # shrinks to make room instead of the legend sliding over the axis title)
 LEGEND_BELOW = {"legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0},
