@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from dashboard import components as ui
-from dashboard import data, share
+from dashboard import data, share, uploads
 
 MAPS = ["PCA", "t-SNE"]
 PATHS = ["spherical", "linear"]
@@ -54,17 +54,17 @@ def draw_section() -> None:
         canvas = st_canvas(stroke_width=20, stroke_color="#ffffff", background_color="#000000", height=280,
                            width=280, return_image_data=True, key="ex_canvas")
         upload = st.file_uploader("…or upload an image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
-                                  key="ex_upload", help="An uploaded image is used instead of the drawing.")
-    image = None
+                                  key="ex_upload", max_upload_size=uploads.MAX_UPLOAD_MB,
+                                  help=f"An uploaded image is used instead of the drawing: up to "
+                                       f"{uploads.MAX_UPLOAD_MB} MB and {uploads.MAX_PIXELS // 1_000_000} megapixels.")
+    digit = None
     if upload is not None:
-        try:
-            image = data.read_image(upload.getvalue())
-        except ValueError as err:
-            right.error(f"{ui.code(upload.name)} could not be read: {ui.text(err)}.")
+        digit, error = uploads.prepared(upload, dataset)  # decoded once per file, not on every rerun
+        if error:
+            right.error(f"{ui.code(upload.name)} could not be read: {ui.text(error)}.")
             return
     elif canvas.image_data is not None:
-        image = canvas.image_data
-    digit = data.image_to_digit(image, dataset) if image is not None else None
+        digit = data.image_to_digit(canvas.image_data, dataset)
     if digit is None:
         right.info(f"Draw {a_noun} on the black square, or upload an image, to see what the models make of it.",
                    icon=":material/draw:")
