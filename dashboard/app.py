@@ -12,6 +12,7 @@ from dashboard import data, share
 HERE = Path(__file__).parent
 # a local favicon: a ":material/...:" icon would be fetched from fonts.gstatic.com (the app works offline)
 st.set_page_config(page_title="GAN vs VAE", page_icon=str(HERE / "favicon.png"), layout="wide")
+st.html(ui.PHONE_CSS)  # a style sheet only: takes no space on the page
 
 
 def broken_runs_card() -> None:

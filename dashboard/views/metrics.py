@@ -170,9 +170,9 @@ ref = next(iter(evals.values())).get("reference", {})
 if "precision" in ref and "recall" in ref:
     fig.add_trace(go.Scatter(x=[ref["recall"]["mean"]], y=[ref["precision"]["mean"]], mode="markers",
                              name="real test digits", marker={"size": 12, "color": "#444", "symbol": "diamond"}))
-fig.update_layout(title="Precision (fidelity) vs recall (coverage)", height=340, xaxis_title="recall",
+fig.update_layout(title=ui.chart_title("Precision (fidelity) vs recall (coverage)"), height=340, xaxis_title="recall",
                   yaxis_title="precision", xaxis_range=[0, 1.05], yaxis_range=[0, 1.05], **ui.LEGEND_BELOW)
-right.plotly_chart(fig, key="pr")
+right.plotly_chart(ui.scrollable(fig), key="pr")
 
 st.header("Memorization check: samples and their nearest training images")
 cols = st.columns(len(data.KINDS))

@@ -19,18 +19,25 @@ HEADLINE = [  # (metrics.json key, short label, format, help with the detail)
     ("neg_iwae", "IWAE bound ↓", "{:.1f}",
      "Upper bound on −log p(x) in nats per image from k=100 importance samples (Burda et al. 2016). VAE only."),
 ]
-cols = st.columns(len(data.KINDS), gap="large")
-for col, kind in zip(cols, data.KINDS):
+picked = {kind: data.selected(kind) for kind in data.KINDS}
+errors = {kind: data.check_run(info) for kind, info in picked.items()}
+with st.container(key="pair_samples"):  # the samples side by side, on a phone too
+    cols = st.columns(len(data.KINDS), gap="large")
+for col, (kind, info) in zip(cols, picked.items()):
     with col:
-        info = data.selected(kind)
         st.subheader(data.LABELS[kind] + (f" · {info.name}" if info else ""))
-        error = data.check_run(info)
-        if error:
-            ui.error_card(f"{data.LABELS[kind]} run {info.name if info else ''}", error)
+        if errors[kind]:
+            ui.error_card(f"{data.LABELS[kind]} run {info.name if info else ''}", errors[kind])
             continue
         z = data.latent_codes(seed=0, n=64, dim=data.latent_dim(info.path))
         ui.image_grid(data.grid(data.generate(info.path, z), ncol=8), caption="64 samples, latent seed 0",
                       download=f"{info.name}-samples-seed0.png")
+for col, (kind, info) in zip(st.columns(len(data.KINDS), gap="large"), picked.items()):
+    if errors[kind]:
+        continue
+    with col:
+        if len(picked) > 1:  # on a phone these columns stack: say whose facts follow
+            st.markdown(f"**{data.LABELS[kind]}** · {info.name}")
         st.table({k: str(v) for k, v in data.facts(info.path).items()})
         share.download_run(info.path, info.name, key=f"zip_{kind}")
         m = data.metrics(info.path) or {}
