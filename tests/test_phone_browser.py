@@ -19,7 +19,8 @@ UNDER_TOOLBAR = """() => {
     const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
     return [...document.querySelectorAll('.js-plotly-plot')].flatMap(p => {
         const bar = p.querySelector('.modebar'), title = p.querySelector('.gtitle');
-        return bar && title && hit(bar.getBoundingClientRect(), title.getBoundingClientRect()) ? [title.textContent] : [];
+        return bar && title && hit(bar.getBoundingClientRect(), title.getBoundingClientRect())
+            ? [title.textContent] : [];
     });
 }"""
 
