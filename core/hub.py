@@ -18,14 +18,12 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from core import datasets, families, validate
+from core import datasets, families, machine_paths, validate
 from core.checkpoint import CheckpointError, Run, list_runs, load_run, move_into_place, run_path
 
 ALLOWED = ("*.safetensors", "*.json", "*.png", "*.npz")  # the hub's allow_patterns ('*' spans folders)
 SUFFIXES = {".safetensors", ".json", ".png", ".npz"}
 HUB_RUNS = "HUB_RUNS"  # env var: comma-separated repo ids the dashboard pulls at start-up
-# a string that is (or holds) a path of the machine that wrote it: "/…", "~/…", "C:\…", "\\server\…", "…/home/…"
-ABSOLUTE_PATH = re.compile(r"^(?:/|~[/\\]|[A-Za-z]:[/\\]|\\\\)|[/\\](?:home|Users|root)[/\\]")
 
 
 class HubError(Exception):
@@ -69,10 +67,13 @@ def shareable_files(folder: str | os.PathLike, follow_links: bool = False) -> li
     return sorted(out)
 
 
-def _copy(src: Path, dst: Path, files: list[Path]) -> None:
+def _copy(src: Path, dst: Path, files: list[Path], strip_text: bool = False) -> None:
     for rel in files:
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src / rel, dst / rel)  # follows links: copies the blob, not the link
+        if strip_text and rel.suffix == ".png":  # text chunks (tool names, paths) never go up
+            (dst / rel).write_bytes(machine_paths.strip_png_text((src / rel).read_bytes()))
+        else:
+            shutil.copyfile(src / rel, dst / rel)  # follows links: copies the blob, not the link
 
 
 # --- model card --------------------------------------------------------------------------------
@@ -138,22 +139,14 @@ def model_card(run: Run, repo_id: str):
 
 # --- push / pull -------------------------------------------------------------------------------
 def absolute_paths(folder: str | os.PathLike, files: list[Path]) -> list[str]:
-    """"<file>: <key> = '<value>'" for every JSON string among `files` that looks like a machine's path."""
+    """"<file>: <where> = '<value>'" for every machine path among `files`: JSON strings and keys, PNG text
+    chunks, the weights' metadata (core.machine_paths)."""
     found = []
-
-    def walk(v, where: str, rel: str) -> None:
-        if isinstance(v, dict):
-            for k, x in v.items():
-                walk(x, f"{where}.{k}" if where else str(k), rel)
-        elif isinstance(v, list):
-            for i, x in enumerate(v):
-                walk(x, f"{where}[{i}]", rel)
-        elif isinstance(v, str) and ABSOLUTE_PATH.search(v):
-            found.append(f"{rel}: {where} = {v[:80]!r}")
-
     for rel in files:
-        if rel.suffix == ".json":
-            walk(json.loads((Path(folder) / rel).read_text()), "", rel.as_posix())
+        try:
+            found += machine_paths.in_file(Path(folder) / rel, rel.as_posix())
+        except (ValueError, OSError) as err:  # a file that cannot be searched cannot be vouched for
+            found.append(f"{rel.as_posix()}: cannot be searched ({err})")
     return found
 
 
@@ -177,10 +170,10 @@ def push_run(run_path: str | os.PathLike, repo_id: str, token: str | None = None
     files = shareable_files(folder)
     paths = absolute_paths(folder, files)
     if paths:  # a published run must not say where it sat on the machine that made it
-        raise HubError(f"refusing to push {folder.name}: it holds absolute paths ({'; '.join(paths[:5])}). "
+        raise HubError(f"refusing to push {folder.name}: it holds machine paths ({'; '.join(paths[:5])}). "
                        "Remove them (config.json format 2 records the data set by name and sha256 only).")
     with tempfile.TemporaryDirectory(prefix="hub-push-") as tmp:
-        _copy(folder, Path(tmp), files)
+        _copy(folder, Path(tmp), files, strip_text=True)
         model_card(run, repo_id).save(Path(tmp) / "README.md")
         try:
             api = hf.HfApi(token=token)

@@ -41,7 +41,7 @@ for col, kind in zip(cols, data.KINDS):
     with col:
         error = data.check_run(info)
         if error:
-            ui.error_card(f"{data.LABELS[kind]} run {info.name if info else ''}", error)
+            ui.error_card(f"{data.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
             continue
         if not data.family(kind).has_encoder:
             st.info(f"The {data.LABELS[kind]} has no encoder: it cannot place real digits in its latent space.")

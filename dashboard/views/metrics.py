@@ -68,16 +68,16 @@ for kind in data.KINDS:
     info = data.selected(kind)
     error = data.check_run(info)
     if error:
-        ui.error_card(f"{data.LABELS[kind]} run {info.name if info else ''}", error)
+        ui.error_card(f"{data.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
         continue
     ev = (data.metrics(info.path) or {}).get("evaluation")
     if ev:
         evals[kind], classes[kind] = ev, data.classes(info.path)
     else:
         retrained = data.run_exists(info.name) and str(data.runs_dir() / info.name) == info.path
-        st.info(f"{data.LABELS[kind]} run {info.name} has not been evaluated: "
+        st.info(f"{data.LABELS[kind]} run {ui.text(info.name)} has not been evaluated: "
                 + ("press **Evaluate** on the Retrain page after training it (2,000 samples, one seed), or run "
-                   if retrained else "") + f"`python -m core evaluate {info.name}`.")
+                   if retrained else "") + ui.code(f"python -m core evaluate {info.name}") + ".")
 if not evals:
     st.stop()
 

@@ -23,10 +23,10 @@ cols = st.columns(len(data.KINDS), gap="large")
 for col, kind in zip(cols, data.KINDS):
     with col:
         info = data.selected(kind)
-        st.subheader(data.LABELS[kind] + (f" · {info.name}" if info else ""))
+        st.subheader(data.LABELS[kind] + (f" · {ui.text(info.name)}" if info else ""))
         error = data.check_run(info)
         if error:
-            ui.error_card(f"{data.LABELS[kind]} run {info.name if info else ''}", error)
+            ui.error_card(f"{data.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
             continue
         z = data.latent_codes(seed=0, n=64, dim=data.latent_dim(info.path))
         ui.image_grid(data.grid(data.generate(info.path, z), ncol=8), caption="64 samples, latent seed 0",
@@ -44,7 +44,7 @@ for col, kind in zip(cols, data.KINDS):
         if rows:
             ui.metric_cards(rows)
         else:
-            st.info("No metrics yet: run `python -m core evaluate " + info.name + "`.")
+            st.info("No metrics yet: run " + ui.code(f"python -m core evaluate {info.name}") + ".")
 
 gan = data.selected("gan")
 encoder = "trained on the generator's own samples"
