@@ -19,7 +19,7 @@ def broken_runs_card() -> None:
     """Runs whose config.json fails the check cannot go in a picker: one error card lists them on every page."""
     broken = runs.broken_runs()
     if broken:
-        lines = [f"- `{r.name}`: {r.error[:300].replace('`', chr(39))}" for r in broken[:20]]
+        lines = [f"- {ui.code(r.name)}: {ui.code(r.error[:300])}" for r in broken[:20]]
         more = f"\n\n…and {len(broken) - 20} more." if len(broken) > 20 else ""
         st.sidebar.error(f"**{len(broken)} run(s) could not be loaded**\n\n" + "\n".join(lines) + more,
                          icon=":material/error:")
@@ -42,7 +42,7 @@ def pick(kind: str, dataset: str | None) -> None:
     labels = {r.path: r.label + (" ⚠" if r.error else "") for r in choices}
     folder = next(f"{Path(r.path).parent.name}/{r.name}" for r in choices if r.path == st.session_state[key])
     st.sidebar.selectbox(f"{runs.LABELS[kind]} run", options, key=key, format_func=labels.get,
-                         help=f"Run folder: `{folder}`")
+                         help=f"Run folder: {ui.code(folder)}")
     share.publish(key, None, param=kind, encode=lambda path: Path(path).name)  # the folder name, never the path
 
 
@@ -62,7 +62,7 @@ pages = {
 
 with ui.guarded("in the sidebar"):
     for message in runs.hub_messages():
-        st.sidebar.caption(ui.short_paths(message))  # "pulled USER/run into checkpoints/run": no machine paths
+        st.sidebar.caption(ui.text(ui.short_paths(message)))  # "pulled USER/run into checkpoints/run": no machine paths
     broken_runs_card()
 
     if not runs.datasets():  # no loadable VAE or GAN run

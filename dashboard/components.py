@@ -4,6 +4,7 @@ the picked runs read through dashboard.runs)."""
 from __future__ import annotations
 
 import contextlib
+import html
 import re
 
 import numpy as np
@@ -39,7 +40,7 @@ def picked_runs() -> tuple[dict, list[str]]:
     errors = {k: runs.check_run(r) for k, r in picked.items()}
     for k in runs.KINDS:
         if errors[k]:
-            error_card(f"{runs.LABELS[k]} run {picked[k].name if picked[k] else ''}", errors[k])
+            error_card(f"{runs.LABELS[k]} run {text(picked[k].name) if picked[k] else ''}", errors[k])
     return picked, [k for k in runs.KINDS if not errors[k]]
 
 
@@ -59,8 +60,34 @@ def short_paths(message: str) -> str:
     return _ABS_PATH.sub(r"\1", message)
 
 
+# --- names and messages as text: a run's name is a folder name anyone can choose ------------------------
+# every ASCII punctuation character but '-' (CommonMark escapes each); a '-' starts a list only at a line's start
+_PUNCTUATION = re.compile(r"([!-,./:-@\[-`{-~])")
+
+
+def text(value: object) -> str:
+    """Markdown that shows `value` as itself: punctuation backslash-escaped (no link, autolink, emphasis, heading,
+    :colour[] directive or $math$ can start), line breaks as spaces, a leading '-' escaped too."""
+    out = _PUNCTUATION.sub(r"\\\1", " ".join(str(value).splitlines()))
+    return "\\" + out if out.startswith("-") else out
+
+
+def code(value: object) -> str:
+    """An inline code span showing `value` verbatim, whatever backticks it holds (fenced by a longer run)."""
+    value = " ".join(str(value).splitlines())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", value)), default=0) + 1)
+    pad = " " if value[:1] == "`" or value[-1:] == "`" else ""  # CommonMark strips one such space each side
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
+def plain(value: object) -> str:
+    """Text for a Plotly trace name or title: Plotly draws <a href>, <b>, <br> there; escaped, they show as typed."""
+    return html.escape(str(value), quote=False)
+
+
 def error_card(title: str, message: str) -> None:
-    st.error(f"**{title}** could not be loaded.\n\n`{short_paths(message)}`\n\n"
+    """`title` is Markdown the caller built (names through text()); `message` is shown as code."""
+    st.error(f"**{title}** could not be loaded.\n\n{code(short_paths(message))}\n\n"
              "The other model and the other pages keep working. Retrain it with `python -m core train ...` "
              "or pick another run in the sidebar.", icon=":material/error:")
 
@@ -92,10 +119,10 @@ def line_chart(series: list[dict], title: str, x_title: str, y_title: str, heigh
         # numpy arrays, not lists: plotly then copies and sends each as one typed array (base64), where a list
         # is validated, deep-copied and JSON-encoded number by number (most of a chart's server CPU)
         x, y = np.asarray(s["x"], dtype=float), np.asarray(s["y"], dtype=float)  # None -> NaN: a gap, as before
-        fig.add_trace(go.Scatter(x=x, y=y, name=s["name"], mode="lines+markers" if few else "lines",
+        fig.add_trace(go.Scatter(x=x, y=y, name=plain(s["name"]), mode="lines+markers" if few else "lines",
                                  marker={"size": 6}, line={"color": s.get("color"), "dash": s.get("dash", "solid"),
                                                            "width": 1.8}))
-    fig.update_layout(title=title, height=height, xaxis_title=x_title, yaxis_title=y_title, **LEGEND_BELOW)
+    fig.update_layout(title=plain(title), height=height, xaxis_title=x_title, yaxis_title=y_title, **LEGEND_BELOW)
     ys = [np.asarray(s["y"], dtype=float) for s in series]
     if any(len(y) > FRAME_POINTS for y in ys):  # frame the y axis on what follows the first 2% of a long series
         # (the opening drop would flatten the rest), and on every point of a short one: an overlaid 50-epoch
@@ -129,7 +156,7 @@ def latent_scatter(coords: np.ndarray, labels: np.ndarray, indices: np.ndarray, 
             customdata=indices[m].tolist(),  # plain ints: hover only; selections map back by point index
             hovertemplate=f"<b>{name}</b><br>test #%{{customdata}}<extra></extra>",
         ))
-    fig.update_layout(title=title, height=460, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    fig.update_layout(title=plain(title), height=460, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       xaxis={"showticklabels": False}, yaxis={"showticklabels": False},
                       legend={"itemsizing": "constant"}, dragmode="lasso")
     return fig
@@ -157,7 +184,7 @@ def selected_rows(points: list[dict], labels: np.ndarray) -> list[int]:
 def bar_chart(x: list, series: list[dict], title: str, y_title: str, reference: float | None = None,
               percent: bool = False) -> go.Figure:
     """Grouped bars with every category labelled on the x axis (long names are tilted, never skipped)."""
-    fig = go.Figure([go.Bar(x=list(x), y=s["y"], name=s["name"], marker_color=s.get("color")) for s in series])
+    fig = go.Figure([go.Bar(x=list(x), y=s["y"], name=plain(s["name"]), marker_color=s.get("color")) for s in series])
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dot", annotation_text=f"uniform ({reference:.0%})" if percent else
                       "uniform", annotation_position="top left", annotation_bgcolor="rgba(255,255,255,0.85)")
@@ -166,7 +193,7 @@ def bar_chart(x: list, series: list[dict], title: str, y_title: str, reference: 
                      tickangle=-35 if long_names else 0, automargin=True)
     if percent:
         fig.update_yaxes(tickformat=".0%")
-    fig.update_layout(title=title, barmode="group", height=340, yaxis_title=y_title, **LEGEND_BELOW)
+    fig.update_layout(title=plain(title), barmode="group", height=340, yaxis_title=y_title, **LEGEND_BELOW)
     return fig
 
 
@@ -203,6 +230,7 @@ def mark_point(fig: go.Figure, xy, name: str, neighbours=None) -> go.Figure:
         ring = {"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 1.5, "color": "#111"}}
         fig.add_trace(go.Scatter(x=nb[:, 0], y=nb[:, 1], mode="markers", name="its neighbours", hoverinfo="skip",
                                  marker=ring))
+    name = plain(name)
     fig.add_trace(go.Scatter(x=[float(xy[0])], y=[float(xy[1])], mode="markers", name=name,
                              marker={"symbol": "star", "size": 20, "color": "#111",
                                      "line": {"width": 1.5, "color": "#fff"}},

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from dashboard import components as ui
 from dashboard import runs
 
 st.title("Concepts")
@@ -34,7 +35,7 @@ def gan_run_sentence() -> str:
     epochs = runs.history(info.path).get("epochs", {})
     if not {"epoch", "train/d_real", "train/d_fake"} <= set(epochs) or not epochs["epoch"]:
         return ""
-    sentence = balance_sentence(info.name, epochs)
+    sentence = balance_sentence(ui.text(info.name), epochs)
     if runs.config(info.path).get("model_config", {}).get("loss") == "hinge":
         sentence += " (This run uses the hinge loss: D outputs a score, and the curves show its sigmoid.)"
     return sentence
@@ -67,7 +68,7 @@ def gan_recipe_text() -> str:
                 f"EMA decay **{m.get('ema', 0.0)}**", f"D/G learning-rate ratio **{m.get('d_lr_ratio', 1.0)}**",
                 f"minibatch std **{'on' if m.get('mbstd') else 'off'}**",
                 f"kept epoch **{c.get('best_epoch') or 'the last'}**"]
-        parts.append(f"\nThe GAN run picked in the sidebar ({picked.label}) uses: " + ", ".join(used) + ". "
+        parts.append(f"\nThe GAN run picked in the sidebar ({ui.text(picked.label)}) uses: " + ", ".join(used) + ". "
                      "The README's ablation table measures what each change does at one training budget.")
     return "\n".join(parts)
 

@@ -74,7 +74,7 @@ for kind in runs.KINDS:
     h = runs.history(picked.path)["epochs"]
     (logged if "quality/frechet_distance" in h else missing).append((kind, picked, h))
 for kind, picked, _ in missing:
-    st.caption(f"{runs.LABELS[kind]} run {picked.label}: no per-epoch quality log (trained before the check "
+    st.caption(f"{runs.LABELS[kind]} run {ui.text(picked.label)}: no per-epoch quality log (trained before the check "
                "existed, or without a classifier for its data set).")
 if logged:
     best = {kind: runs.config(picked.path).get("best_epoch") for kind, picked, _ in logged}

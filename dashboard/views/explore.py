@@ -23,8 +23,9 @@ a_noun = ("an " if noun[0] in "aeiou" else "a ") + noun
 readers = [k for k in ok if explore_cache.has_encoder(picked[k].path)]  # runs that can map an image to a code
 for k in ok:
     if k not in readers:
-        st.warning(f"The {runs.LABELS[k]} run `{picked[k].name}` has no trained encoder: it cannot read a drawing or "
-                   f"a real {noun}, so it is left out of the reconstructions, maps and interpolations below.",
+        st.warning(f"The {runs.LABELS[k]} run {ui.code(picked[k].name)} has no trained encoder: it cannot read a "
+                   f"drawing or a real {noun}, so it is left out of the reconstructions, maps and interpolations "
+                   "below.",
                    icon=":material/info:")
 
 
@@ -59,7 +60,7 @@ def draw_section() -> None:
         try:
             image = explore_cache.read_image(upload.getvalue())
         except ValueError as err:
-            right.error(f"`{upload.name}` could not be read: {err}.")
+            right.error(f"{ui.code(upload.name)} could not be read: {ui.text(err)}.")
             return
     elif canvas.image_data is not None:
         image = canvas.image_data
@@ -151,10 +152,9 @@ for k in ok:
             continue
         bars = ui.kl_bars(stats["kl"], stats["activity"], explore_cache.ACTIVE_THRESHOLD, ui.COLORS[k])
         st.plotly_chart(bars, key=f"ex_kl_{k}")
-        st.caption(f"{runs.LABELS[k]} `{picked[k].name}`, on its {stats['n']:,} test {noun}s: "
-                   f"KL(q(z_j|x) ‖ N(0, 1)) per dimension, summing to the ELBO's KL term "
-                   f"({stats['kl'].sum():.1f} nats). "
-                   "A unit is *active* when "
+        st.caption(f"{runs.LABELS[k]} {ui.code(picked[k].name)}, on its {stats['n']:,} test {noun}s: "
+                   "KL(q(z_j|x) ‖ N(0, 1)) per "
+                   f"dimension, summing to the ELBO's KL term ({stats['kl'].sum():.1f} nats). A unit is *active* when "
                    "Cov_x(E_q[z_j]) > 0.01 (Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, ICLR "
                    f"2016); grey bars are inactive units: their posterior stays at the prior whatever the {noun} "
                    "(posterior collapse), so the decoder ignores them.")

@@ -41,7 +41,7 @@ for col, kind in zip(cols, runs.KINDS):
     with col:
         error = runs.check_run(info)
         if error:
-            ui.error_card(f"{runs.LABELS[kind]} run {info.name if info else ''}", error)
+            ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
             continue
         if not runs.family(kind).has_encoder:
             st.info(f"The {runs.LABELS[kind]} has no encoder: it cannot place real digits in its latent space.")

@@ -69,16 +69,16 @@ for kind in runs.KINDS:
     info = runs.selected(kind)
     error = runs.check_run(info)
     if error:
-        ui.error_card(f"{runs.LABELS[kind]} run {info.name if info else ''}", error)
+        ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
         continue
     ev = (runs.metrics(info.path) or {}).get("evaluation")
     if ev:
         evals[kind], classes[kind] = ev, runs.classes(info.path)
     else:
         retrained = jobs_client.run_exists(info.name) and str(paths.runs_dir() / info.name) == info.path
-        st.info(f"{runs.LABELS[kind]} run {info.name} has not been evaluated: "
+        st.info(f"{runs.LABELS[kind]} run {ui.text(info.name)} has not been evaluated: "
                 + ("press **Evaluate** on the Retrain page after training it (2,000 samples, one seed), or run "
-                   if retrained else "") + f"`python -m core evaluate {info.name}`.")
+                   if retrained else "") + ui.code(f"python -m core evaluate {info.name}") + ".")
 if not evals:
     st.stop()
 

@@ -23,10 +23,10 @@ cols = st.columns(len(runs.KINDS), gap="large")
 for col, kind in zip(cols, runs.KINDS):
     with col:
         info = runs.selected(kind)
-        st.subheader(runs.LABELS[kind] + (f" · {info.name}" if info else ""))
+        st.subheader(runs.LABELS[kind] + (f" · {ui.text(info.name)}" if info else ""))
         error = runs.check_run(info)
         if error:
-            ui.error_card(f"{runs.LABELS[kind]} run {info.name if info else ''}", error)
+            ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
             continue
         z = sampling.latent_codes(seed=0, n=64, dim=runs.latent_dim(info.path))
         ui.image_grid(sampling.grid(sampling.generate(info.path, z), ncol=8), caption="64 samples, latent seed 0",
@@ -44,7 +44,7 @@ for col, kind in zip(cols, runs.KINDS):
         if rows:
             ui.metric_cards(rows)
         else:
-            st.info("No metrics yet: run `python -m core evaluate " + info.name + "`.")
+            st.info("No metrics yet: run " + ui.code(f"python -m core evaluate {info.name}") + ".")
 
 gan = runs.selected("gan")
 encoder = "trained on the generator's own samples"

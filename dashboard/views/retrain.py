@@ -114,11 +114,11 @@ def finished_view(job: dict) -> None:
     elif job["state"] == "failed":
         st.error(f"Your job ({what(job)}) failed: {job.get('reason')}", icon=":material/error:")
     elif job.get("kind") == "evaluate":
-        st.success(f"Evaluation of **{job['run']}** finished ({job.get('job_s', 0):.0f} s): the numbers are on "
-                   "the Metrics page, with the run selected in the sidebar.", icon=":material/check_circle:")
+        st.success(f"Evaluation of **{ui.text(job['run'])}** finished ({job.get('job_s', 0):.0f} s): the numbers "
+                   "are on the Metrics page, with the run selected in the sidebar.", icon=":material/check_circle:")
         st.page_link("views/metrics.py", label="Open Metrics", icon=":material/leaderboard:")
     else:
-        st.success(f"Your run **{job['run']}** is ready ({job.get('job_s', 0):.0f} s) and selected in the "
+        st.success(f"Your run **{ui.text(job['run'])}** is ready ({job.get('job_s', 0):.0f} s) and selected in the "
                    "sidebar: every page now shows it.", icon=":material/check_circle:")
     if job.get("kind", "train") == "train" and job.get("history"):
         charts(job)

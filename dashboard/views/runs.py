@@ -70,7 +70,7 @@ broken = sum(r.error is not None for r in listed)
 left, right = st.columns([4, 1])
 left.caption(f"{len(listed)} runs"
              + (f", {broken} of them broken (their error in the last column)." if broken else "."))
-right.download_button("Table (CSV)", data=lambda: table.to_csv(index=False), file_name="runs.csv", mime="text/csv",
+right.download_button("Table (CSV)", data=lambda: share.table_csv(table), file_name="runs.csv", mime="text/csv",
                       icon=":material/download:", on_click="ignore", key="dl_runs_csv", width="stretch")
 
 picked = [listed[i] for i in event.selection.rows if 0 <= i < len(listed)]
@@ -81,6 +81,6 @@ if len(picked) == 2 and comparable and picked[0].dataset == picked[1].dataset:
 elif len(picked) == 1:
     share.download_run(picked[0].path, picked[0].name, key="zip_picked")
 elif picked:
-    why = [f"`{r.name}` is broken" for r in picked if r.error]
+    why = [f"{ui.code(r.name)} is broken" for r in picked if r.error]
     st.info("To compare, select one run of each family (" + " and ".join(runs.LABELS[k] for k in runs.KINDS)
             + ") of the same data set" + (f"; {', '.join(why)}" if why else "") + ".")
