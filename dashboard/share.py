@@ -179,7 +179,7 @@ def download_png(img: np.ndarray, file_name: str, key: str | None = None) -> Non
 
 
 def file_bytes(path: str | os.PathLike) -> bytes:
-    """A run file's bytes: no symbolic link, a regular file, within its size limit (core.validate)."""
+    """A run file's bytes: no symbolic link, a regular file, within its size limit (core.run.reading)."""
     f, size = reading.open_regular(Path(path), Path(path).name)
     with f:
         return f.read(size)
@@ -246,7 +246,7 @@ def run_members(path: str | os.PathLike) -> list[tuple[str, Path]]:
 
 def run_zip(path: str | os.PathLike, limit: int = MAX_ZIP_BYTES) -> bytes:
     """The run folder as a zip built in memory, its files under `<run name>/`. Each file is opened without
-    following links and read within its own size limit (core.validate); raises CheckpointError when a file
+    following links and read within its own size limit (core.run.reading); raises CheckpointError when a file
     is over its limit or the run is over `limit` bytes in all."""
     root = Path(path)
     members = run_members(root)
