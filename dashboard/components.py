@@ -1,8 +1,10 @@
-"""Reusable widgets: image grids, Plotly charts and cards. No disk access, no torch."""
+"""Reusable widgets: image grids, Plotly charts and cards. No disk access of their own (errors are logged and
+the picked runs read through dashboard.runs)."""
 
 from __future__ import annotations
 
 import contextlib
+import html
 import re
 
 import numpy as np
@@ -10,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import families
+from dashboard import runs, share
 
 COLORS = families.Attr("color")  # each family's colour, from its record (core.families)
 # ten well-separated colours for digit classes (Plotly's D3 palette)
@@ -25,9 +28,7 @@ def guarded(where: str):
     try:
         yield
     except Exception:
-        from dashboard import data
-
-        ref = data.log_error(f"rendering {where}")
+        ref = runs.log_error(f"rendering {where}")
         st.error(f"Something went wrong {where} (reference `{ref}`). The other pages keep working; "
                  "the server log has the details under this reference.", icon=":material/error:")
 
@@ -35,14 +36,12 @@ def guarded(where: str):
 def picked_runs() -> tuple[dict, list[str]]:
     """The sidebar's run per compared family, and the families whose run loads; an error card for each that
     does not (a family is never dropped silently)."""
-    from dashboard import data
-
-    runs = {k: data.selected(k) for k in data.KINDS}
-    errors = {k: data.check_run(r) for k, r in runs.items()}
-    for k in data.KINDS:
+    picked = {k: runs.selected(k) for k in runs.KINDS}
+    errors = {k: runs.check_run(r) for k, r in picked.items()}
+    for k in runs.KINDS:
         if errors[k]:
-            error_card(f"{data.LABELS[k]} run {runs[k].name if runs[k] else ''}", errors[k])
-    return runs, [k for k in data.KINDS if not errors[k]]
+            error_card(f"{runs.LABELS[k]} run {text(picked[k].name) if picked[k] else ''}", errors[k])
+    return picked, [k for k in runs.KINDS if not errors[k]]
 
 
 def image_grid(img: np.ndarray, caption: str | None = None, download: str | None = None) -> None:
@@ -50,8 +49,6 @@ def image_grid(img: np.ndarray, caption: str | None = None, download: str | None
     download button under it."""
     st.image(img, caption=caption, clamp=True, width="content")
     if download:
-        from dashboard import share
-
         share.download_png(img, download)
 
 
@@ -81,7 +78,7 @@ TOOLBAR_BAND = 36
 
 
 def chart_title(text: str) -> dict:
-    return {"text": text, "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": TOOLBAR_BAND}}
+    return {"text": plain(text), "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": TOOLBAR_BAND}}
 
 
 TITLE_MARGIN = TOOLBAR_BAND + 30  # the band, then the title's line
@@ -103,8 +100,34 @@ def short_paths(message: str) -> str:
     return _ABS_PATH.sub(r"\1", message)
 
 
+# --- names and messages as text: a run's name is a folder name anyone can choose ------------------------
+# every ASCII punctuation character but '-' (CommonMark escapes each); a '-' starts a list only at a line's start
+_PUNCTUATION = re.compile(r"([!-,./:-@\[-`{-~])")
+
+
+def text(value: object) -> str:
+    """Markdown that shows `value` as itself: punctuation backslash-escaped (no link, autolink, emphasis, heading,
+    :colour[] directive or $math$ can start), line breaks as spaces, a leading '-' escaped too."""
+    out = _PUNCTUATION.sub(r"\\\1", " ".join(str(value).splitlines()))
+    return "\\" + out if out.startswith("-") else out
+
+
+def code(value: object) -> str:
+    """An inline code span showing `value` verbatim, whatever backticks it holds (fenced by a longer run)."""
+    value = " ".join(str(value).splitlines())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", value)), default=0) + 1)
+    pad = " " if value[:1] == "`" or value[-1:] == "`" else ""  # CommonMark strips one such space each side
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
+def plain(value: object) -> str:
+    """Text for a Plotly trace name or title: Plotly draws <a href>, <b>, <br> there; escaped, they show as typed."""
+    return html.escape(str(value), quote=False)
+
+
 def error_card(title: str, message: str) -> None:
-    st.error(f"**{title}** could not be loaded.\n\n`{short_paths(message)}`\n\n"
+    """`title` is Markdown the caller built (names through text()); `message` is shown as code."""
+    st.error(f"**{title}** could not be loaded.\n\n{code(short_paths(message))}\n\n"
              "The other model and the other pages keep working. Retrain it with `python -m core train ...` "
              "or pick another run in the sidebar.", icon=":material/error:")
 
@@ -136,7 +159,7 @@ def line_chart(series: list[dict], title: str, x_title: str, y_title: str, heigh
         # numpy arrays, not lists: plotly then copies and sends each as one typed array (base64), where a list
         # is validated, deep-copied and JSON-encoded number by number (most of a chart's server CPU)
         x, y = np.asarray(s["x"], dtype=float), np.asarray(s["y"], dtype=float)  # None -> NaN: a gap, as before
-        fig.add_trace(go.Scatter(x=x, y=y, name=s["name"], mode="lines+markers" if few else "lines",
+        fig.add_trace(go.Scatter(x=x, y=y, name=plain(s["name"]), mode="lines+markers" if few else "lines",
                                  marker={"size": 6}, line={"color": s.get("color"), "dash": s.get("dash", "solid"),
                                                            "width": 1.8}))
     fig.update_layout(title=chart_title(title), height=height, xaxis_title=x_title, yaxis_title=y_title,
@@ -204,7 +227,7 @@ def selected_rows(points: list[dict], labels: np.ndarray) -> list[int]:
 def bar_chart(x: list, series: list[dict], title: str, y_title: str, reference: float | None = None,
               percent: bool = False) -> go.Figure:
     """Grouped bars with every category labelled on the x axis (long names are tilted, never skipped)."""
-    fig = go.Figure([go.Bar(x=list(x), y=s["y"], name=s["name"], marker_color=s.get("color")) for s in series])
+    fig = go.Figure([go.Bar(x=list(x), y=s["y"], name=plain(s["name"]), marker_color=s.get("color")) for s in series])
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dot", annotation_text=f"uniform ({reference:.0%})" if percent else
                       "uniform", annotation_position="top left", annotation_bgcolor="rgba(255,255,255,0.85)")
@@ -250,6 +273,7 @@ def mark_point(fig: go.Figure, xy, name: str, neighbours=None) -> go.Figure:
         ring = {"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 1.5, "color": "#111"}}
         fig.add_trace(go.Scatter(x=nb[:, 0], y=nb[:, 1], mode="markers", name="its neighbours", hoverinfo="skip",
                                  marker=ring))
+    name = plain(name)
     fig.add_trace(go.Scatter(x=[float(xy[0])], y=[float(xy[1])], mode="markers", name=name,
                              marker={"symbol": "star", "size": 20, "color": "#111",
                                      "line": {"width": 1.5, "color": "#fff"}},

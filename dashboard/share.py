@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from core import validate
-from core.validate import CheckpointError
+from core import names as run_names
+from core.run import layout, reading
+from core.run.layout import CheckpointError
 
 MAX_PARAM = 200  # characters: a longer query value is ignored
 Parser = Callable[[str], Any]  # raises ValueError (or returns None) for a value it refuses
@@ -178,8 +179,8 @@ def download_png(img: np.ndarray, file_name: str, key: str | None = None) -> Non
 
 
 def file_bytes(path: str | os.PathLike) -> bytes:
-    """A run file's bytes: no symbolic link, a regular file, within its size limit (core.validate)."""
-    f, size = validate.open_regular(Path(path), Path(path).name)
+    """A run file's bytes: no symbolic link, a regular file, within its size limit (core.run.reading)."""
+    f, size = reading.open_regular(Path(path), Path(path).name)
     with f:
         return f.read(size)
 
@@ -200,42 +201,52 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "run"
 
 
-RUN_FILES = (validate.CONFIG, validate.HISTORY, validate.METRICS, validate.WEIGHTS, validate.EMBEDDINGS,
-             validate.NEAREST)
-MAX_ZIP_BYTES = 256 * validate.MiB  # all files of a run together, before compression
+RUN_FILES = (layout.CONFIG, layout.HISTORY, layout.METRICS, layout.WEIGHTS, layout.EMBEDDINGS,
+             layout.NEAREST)
+MAX_ZIP_BYTES = 256 * reading.MiB  # all files of a run together, before compression
 
 
-def _regular(path: Path) -> bool:
+SAMPLE_NAME = re.compile(r"epoch_\d{1,6}\.png")  # the grids training writes; nothing else goes in a zip
+
+
+def _own_file(path: Path) -> bool:
+    """A regular file that is the run's alone: not a symbolic link (lstat never follows one) and not a hard
+    link (st_nlink > 1: the same content is reachable from outside the run, and may be anyone's file)."""
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)  # lstat: a symbolic link is never followed
+        st_file = os.lstat(path)
     except OSError:
         return False
+    return stat.S_ISREG(st_file.st_mode) and st_file.st_nlink == 1
 
 
 def run_members(path: str | os.PathLike) -> list[tuple[str, Path]]:
-    """(name in the archive, file) for the run's own files: the known top-level files and samples/*.png,
-    regular files only (symbolic links, folders, pipes and anything else are left out)."""
+    """(name in the archive, file) for the run's own files, by a plain allow-list: the known top-level files
+    and samples/epoch_<n>.png (no backslash, no '..', nothing else), each a regular file with one link
+    (symbolic links, hard links, folders, pipes and anything else are left out)."""
     root = Path(path)
     st_root = os.lstat(root)
     if stat.S_ISLNK(st_root.st_mode) or not stat.S_ISDIR(st_root.st_mode):
         raise CheckpointError(f"{root.name}: not a run folder")
-    members = [(name, root / name) for name in RUN_FILES if _regular(root / name)]
-    samples = root / validate.SAMPLES
+    if run_names.problem(root.name):
+        raise CheckpointError(f"{root.name!r}: {run_names.problem(root.name)}")
+    members = [(name, root / name) for name in RUN_FILES if _own_file(root / name)]
+    samples = root / layout.SAMPLES
     try:
         samples_mode = os.lstat(samples).st_mode
     except OSError:
         samples_mode = 0
     if stat.S_ISDIR(samples_mode):  # a real folder, not a link to one
         pngs = sorted(e.name for e in os.scandir(samples) if e.name.endswith(".png"))
-        if len(pngs) > validate.MAX_SAMPLE_GRIDS:
-            raise CheckpointError(f"{root.name}/samples: more than {validate.MAX_SAMPLE_GRIDS} images")
-        members += [(f"{validate.SAMPLES}/{n}", samples / n) for n in pngs if _regular(samples / n)]
+        if len(pngs) > reading.MAX_SAMPLE_GRIDS:
+            raise CheckpointError(f"{root.name}/samples: more than {reading.MAX_SAMPLE_GRIDS} images")
+        members += [(f"{layout.SAMPLES}/{n}", samples / n) for n in pngs
+                    if SAMPLE_NAME.fullmatch(n) and _own_file(samples / n)]
     return members
 
 
 def run_zip(path: str | os.PathLike, limit: int = MAX_ZIP_BYTES) -> bytes:
     """The run folder as a zip built in memory, its files under `<run name>/`. Each file is opened without
-    following links and read within its own size limit (core.validate); raises CheckpointError when a file
+    following links and read within its own size limit (core.run.reading); raises CheckpointError when a file
     is over its limit or the run is over `limit` bytes in all."""
     root = Path(path)
     members = run_members(root)
@@ -243,8 +254,10 @@ def run_zip(path: str | os.PathLike, limit: int = MAX_ZIP_BYTES) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name, file in members:
-            f, size = validate.open_regular(file, f"{root.name}/{name}")
+            f, size = reading.open_regular(file, f"{root.name}/{name}")
             with f:
+                if os.fstat(f.fileno()).st_nlink != 1:  # linked since it was listed: the same check, on what is read
+                    raise CheckpointError(f"{root.name}/{name}: is a hard link; a run holds its own files only")
                 content = f.read(size + 1)
             if len(content) != size:
                 raise CheckpointError(f"{root.name}/{name}: changed while it was read")
@@ -289,12 +302,29 @@ def metrics_records(runs: dict[str, dict]) -> list[dict]:
     return rows
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may read as the start of a formula
+
+
+def csv_cell(value):
+    """A CSV cell a spreadsheet shows as text (OWASP's CSV injection rule): text starting with = + - @ tab or
+    CR gets a leading quote; numbers (including negative ones) and empty cells stay as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def table_csv(frame) -> str:
+    """A pandas table as CSV text, every text cell (headers too) through csv_cell."""
+    safe = frame.map(csv_cell).rename(columns=csv_cell)
+    return safe.to_csv(index=False)
+
+
 def metrics_csv(runs: dict[str, dict]) -> str:
-    """metrics_records as CSV text (empty cells for missing values)."""
+    """metrics_records as CSV text (empty cells for missing values), every cell through csv_cell."""
     out = io.StringIO()
     w = csv.DictWriter(out, ["run", "section", "metric", "mean", "std", "seeds"], lineterminator="\n")
     w.writeheader()
-    w.writerows(metrics_records(runs))
+    w.writerows({k: csv_cell(v) for k, v in row.items()} for row in metrics_records(runs))
     return out.getvalue()
 
 
@@ -308,7 +338,9 @@ def download_run(path: str | os.PathLike, name: str, key: str) -> None:
     try:
         size = zip_size(Path(path), run_members(path))
     except (CheckpointError, OSError) as err:
-        st.caption(f"This run folder cannot be downloaded: {_why(err)}")
+        from dashboard.components import text
+
+        st.caption(f"This run folder cannot be downloaded: {text(_why(err))}")
         return
 
     def build() -> bytes:
@@ -317,7 +349,7 @@ def download_run(path: str | os.PathLike, name: str, key: str) -> None:
         except (CheckpointError, OSError) as err:  # changed since: a short text saying why, not a traceback
             return f"{name}: the run could not be packed ({_why(err)})\n".encode()
 
-    st.download_button(f"Run folder (zip, {size / validate.MiB:.1f} MB)", data=build,
+    st.download_button(f"Run folder (zip, {size / reading.MiB:.1f} MB)", data=build,
                        file_name=f"{safe_name(name)}.zip", mime="application/zip", icon=":material/folder_zip:",
                        on_click="ignore", key=key,
                        help="config.json, model.safetensors, history.json, metrics.json, embeddings.npz and the "

@@ -16,8 +16,9 @@ from huggingface_hub.errors import RepositoryNotFoundError
 
 from core import hub
 from core.__main__ import build_parser
-from core.checkpoint import list_runs, load_run
 from core.hub import HubError, model_card, pull_missing, pull_run, push_run
+from core.run.folder import load_run
+from core.run.layout import list_runs
 
 SECRET = "hf_SENTINELsentinel0123456789abcd"  # shaped like a real token; must never be shown
 RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "embeddings.npz",
@@ -320,7 +321,7 @@ def test_redact():
 @pytest.mark.parametrize("case", ["config-dataset-string", "config-unknown-dataset", "npz-bomb", "weights-many-tensors",
                                   "history-string-value", "png-huge-dimensions"])
 def test_pull_and_hub_runs_refuse_hostile_runs(tmp_path, fake_hub, case):
-    """The one validation (core.validate.check_run) guards pull and HUB_RUNS: the run is refused with the
+    """The one validation (core.run.folder.check_run) guards pull and HUB_RUNS: the run is refused with the
     repo and the file named, nothing is left behind, and no machine path is in the message."""
     from .test_hostile import make_case
 
@@ -356,7 +357,7 @@ def test_push_refuses_a_run_holding_a_machine_path(runs, fake_hub):
     cfg["format"], cfg["dataset"]["root"] = 1, "/home/alice/data"
     (run / "config.json").write_text(json.dumps(cfg))
     assert "root" not in load_run(run).config["dataset"]  # read as format 2: the path is dropped
-    with pytest.raises(HubError, match=r"absolute paths \(config.json: dataset.root = '/home/alice/data'\)"):
+    with pytest.raises(HubError, match=r"machine paths \(config.json: dataset.root = '/home/alice/data'\)"):
         push_run(run, "alice/mnist-vae")
     metrics = json.loads((run / "metrics.json").read_text())
     cfg["dataset"]["root"] = None
@@ -365,3 +366,85 @@ def test_push_refuses_a_run_holding_a_machine_path(runs, fake_hub):
     (run / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(HubError, match="metrics.json: settings.note"):
         push_run(run, "alice/mnist-vae")
+
+
+def png_with_text(png: bytes, keyword: bytes, text: bytes, kind: bytes = b"tEXt") -> bytes:
+    """The PNG with one text chunk inserted after IHDR (tEXt: keyword\\0text; zTXt: keyword\\0\\0zlib(text))."""
+    import struct
+    import zlib
+
+    body = keyword + b"\0" + (b"\0" + zlib.compress(text) if kind == b"zTXt" else
+                              b"\0\0\0\0" + text if kind == b"iTXt" else text)
+    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    end_of_ihdr = 8 + 4 + 4 + 13 + 4
+    return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
+
+
+@pytest.mark.parametrize("where, value", [
+    ("string", "trained from data in /srv/alice/mnist, 2 threads"),
+    ("string", "see file:///C:/Users/alice/run for the log"),
+    ("string", "data file://server/share/mnist"),
+    ("string", "copied from ~/runs/x"),
+    ("string", r"note: D:\runs\x"),
+    ("key", "/home/alice/data"),
+    ("key", "file:///tmp/x"),
+])
+def test_push_refuses_a_machine_path_anywhere_in_json(runs, fake_hub, where, value):
+    run = runs / "mnist-vae"
+    metrics = json.loads((run / "metrics.json").read_text())
+    if where == "key":
+        metrics["settings"][value] = 1
+    else:
+        metrics["settings"]["note"] = value
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(HubError, match="machine paths.*metrics.json"):
+        push_run(run, "alice/mnist-vae")
+    assert "upload_folder" not in fake_hub.names()
+
+
+@pytest.mark.parametrize("kind", [b"tEXt", b"zTXt", b"iTXt"])
+def test_push_refuses_a_png_text_chunk_holding_a_machine_path(runs, fake_hub, kind):
+    run = runs / "mnist-vae"
+    grid = run / "samples" / "epoch_001.png"
+    grid.write_bytes(png_with_text(grid.read_bytes(), b"Source", b"/home/alice/runs/x/epoch_001.png", kind))
+    load_run(run)  # the image itself is sound
+    with pytest.raises(HubError, match="machine paths.*samples/epoch_001.png"):
+        push_run(run, "alice/mnist-vae")
+    assert "upload_folder" not in fake_hub.names()
+
+
+def test_push_refuses_a_machine_path_in_the_weights_metadata(runs, fake_hub):
+    from safetensors.torch import load_file, save_file
+
+    run = runs / "mnist-vae"
+    save_file(load_file(run / "model.safetensors"), run / "model.safetensors",
+              metadata={"source": "/home/alice/runs/mnist-vae"})
+    with pytest.raises(HubError, match="machine paths.*model.safetensors"):
+        push_run(run, "alice/mnist-vae")
+
+
+def test_push_strips_png_text_chunks_and_plain_text_passes(runs, fake_hub):
+    """Text that is no path (a URL, a ratio, a history column name) goes up; PNG text chunks do not."""
+    from PIL import Image
+
+    run = runs / "mnist-vae"
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["settings"]["note"] = "https://huggingface.co/docs, 1/2 of the digits, train/loss, nats/image"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    grid = run / "samples" / "epoch_001.png"
+    grid.write_bytes(png_with_text(grid.read_bytes(), b"Software", b"some tool 1.0"))
+    push_run(run, "alice/mnist-vae")
+    up = fake_hub.remote / "alice/mnist-vae/samples/epoch_001.png"
+    assert b"tEXt" not in up.read_bytes() and Image.open(up).text == {}
+    assert (Image.open(up).tobytes() == Image.open(grid).tobytes())  # the pixels are the same
+
+
+def test_png_writers_write_no_text_chunks(tmp_path):
+    import numpy as np
+
+    from core.run.folder import write_png
+    from dashboard.share import png_bytes
+
+    write_png(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
+    for data in ((tmp_path / "a.png").read_bytes(), png_bytes(np.zeros((8, 8), np.uint8))):
+        assert not any(kind in data for kind in (b"tEXt", b"zTXt", b"iTXt", b"eXIf"))

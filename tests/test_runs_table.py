@@ -79,6 +79,26 @@ def test_the_table_downloads_as_csv(monkeypatch, many_runs, clicks):  # noqa: F8
     assert "model.safetensors" in rows["mnist-gan-broken"]["error"] and str(many_runs[0]) not in str(rows)
 
 
+def test_the_csv_neutralises_formulas_and_keeps_numbers(monkeypatch, many_runs, clicks):  # noqa: F811
+    """A run folder named like a formula and a config string starting with '-' reach the CSV quoted (OWASP)."""
+    import csv
+    import io
+
+    ck, runs = many_runs
+    shutil.copytree(ck / "mnist-vae", runs / "=1+2")
+    config = runs / "mnist-vae-retrained" / "config.json"
+    cfg = json.loads(config.read_text())
+    config.write_text(json.dumps({**cfg, "device": "-2+3+cmd|' /C calc'!A0"}))
+    open_runs(monkeypatch, many_runs)
+    rows = list(csv.reader(io.StringIO(click(clicks, "runs.csv").decode())))
+    header, body = rows[0], rows[1:]
+    risky = [c for r in body for c in r if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert not risky, risky
+    by_run = {r[0]: dict(zip(header, r)) for r in body}
+    assert "'=1+2" in by_run and by_run["mnist-vae-retrained"]["device"] == "'-2+3+cmd|' /C calc'!A0"
+    assert float(by_run["mnist-gan"]["precision ↑"]) > 0 and int(by_run["mnist-vae"]["epochs"]) > 0
+
+
 def test_picking_a_vae_and_a_gan_selects_them_and_opens_the_overview(monkeypatch, many_runs):
     ck, runs = many_runs
     at = select(open_runs(monkeypatch, many_runs), "mnist-gan", "mnist-vae-retrained")

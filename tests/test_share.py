@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.checkpoint import CheckpointError
+from core.run.layout import CheckpointError
 from dashboard import share
 
 from .test_dashboard import charts, evaluated_runs, goto, images, open_app  # noqa: F401 (fixture)
@@ -83,7 +83,7 @@ def test_run_zip_holds_exactly_the_runs_files(run_copy):
             assert zf.read(name) == (run_copy.parent / name).read_bytes()
     out = run_copy.parent.parent / "unzipped"
     zipfile.ZipFile(io.BytesIO(data)).extractall(out)
-    from core.checkpoint import check_run
+    from core.run.folder import check_run
 
     check_run(out / "mnist-vae")  # the unzipped folder is a run that loads strictly
 
@@ -106,6 +106,33 @@ def test_run_zip_leaves_out_links_extra_files_and_folders(run_copy, tmp_path):
     assert not any("extra" in n for n in names)
     with zipfile.ZipFile(io.BytesIO(share.run_zip(run_copy))) as zf:
         assert all(b"outside the run folder" not in zf.read(n) for n in zf.namelist())
+
+
+def test_run_zip_leaves_out_hard_links_and_names_off_the_allow_list(run_copy, tmp_path):
+    """A hard link shares its content with a file outside the run (st_nlink > 1): left out like a symbolic
+    link. Only the run's known names go in: no backslashes, no '..', samples/epoch_<n>.png only."""
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"outside the run folder")
+    os.link(secret, run_copy / "samples" / "epoch_998.png")
+    (run_copy / "history.json").unlink()
+    os.link(secret, run_copy / "history.json")
+    evil = "..\\..\\..\\evil.png"
+    (run_copy / "samples" / evil).write_bytes((run_copy / "samples" / "epoch_001.png").read_bytes())
+    (run_copy / "samples" / "notes.png").write_bytes((run_copy / "samples" / "epoch_001.png").read_bytes())
+    names = zip_names(share.run_zip(run_copy))
+    assert "mnist-vae/config.json" in names and "mnist-vae/samples/epoch_001.png" in names
+    assert not any(n.endswith(("epoch_998.png", "history.json", "evil.png", "notes.png")) for n in names), names
+    assert not any("\\" in n or ".." in n for n in names)
+    with zipfile.ZipFile(io.BytesIO(share.run_zip(run_copy))) as zf:
+        assert all(b"outside the run folder" not in zf.read(n) for n in zf.namelist())
+
+
+def test_run_zip_refuses_a_file_hard_linked_after_it_was_listed(run_copy, tmp_path, monkeypatch):
+    members = share.run_members(run_copy)
+    os.link(run_copy / "config.json", tmp_path / "elsewhere.json")  # linked between listing and reading
+    monkeypatch.setattr(share, "run_members", lambda path: members)
+    with pytest.raises(CheckpointError, match="hard link"):
+        share.run_zip(run_copy)
 
 
 def test_run_zip_refuses_a_linked_folder_and_an_oversized_run(run_copy, tmp_path):
@@ -132,6 +159,39 @@ def test_metrics_csv_and_json(evaluated_runs):  # noqa: F811
     assert float(elbo["mean"]) == pytest.approx(stored["mnist-vae"]["held_out"]["neg_elbo"]) and elbo["std"] == ""
     assert json.loads(share.metrics_json(stored)) == stored
     assert share.metrics_csv({"x": None}).strip() == "run,section,metric,mean,std,seeds"  # not evaluated: header
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_csv_cells_are_neutralised_and_numbers_stay_numbers():
+    """OWASP's CSV injection rule: a text cell starting with = + - @ tab or CR gets a leading quote."""
+    import numpy as np
+
+    for lead in FORMULA_STARTS:
+        assert share.csv_cell(f"{lead}1+2") == f"'{lead}1+2"
+    assert share.csv_cell("mnist-vae") == "mnist-vae" and share.csv_cell(None) is None
+    for number in (-2.5, -3, np.float64(-1.5), np.int64(-7), 0.0):
+        assert share.csv_cell(number) == number and type(share.csv_cell(number)) is type(number)
+
+
+def test_metrics_csv_neutralises_run_and_metric_names(evaluated_runs):  # noqa: F811
+    m = json.loads((evaluated_runs / "mnist-vae" / "metrics.json").read_text())
+    m["evaluation"]["metrics"]['=HYPERLINK("http://evil.example","x")'] = {"mean": -2.5, "std": 0.0}
+    m["held_out"]["-2+3+cmd|' /C calc'!A0"] = -1.25
+    rows = list(csv.reader(io.StringIO(share.metrics_csv({"@SUM(1+1)": m}))))
+    cells = [c for r in rows[1:] for c in r]
+    assert not [c for c in cells if c.startswith(FORMULA_STARTS) and not _is_number(c)], rows
+    assert ["'@SUM(1+1)", "evaluation", "'=HYPERLINK(\"http://evil.example\",\"x\")", "-2.5", "0.0", ""] in rows
+    assert any(r[2] == "'-2+3+cmd|' /C calc'!A0" and float(r[3]) == -1.25 for r in rows)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 # --- the URL restores each page's state, follows the widgets, and survives hostile values ----------------
