@@ -12,7 +12,7 @@ import torch
 from core import checkpoint, data, datasets, embed, families
 from core.models import build_model
 from core.run_config import DataRecord, RunConfig
-from core.train import TrainConfig, fit, resolve_device, seed_everything
+from core.train import TrainConfig, fit, resolve_device, resolve_precision, seed_everything
 
 
 def load_data(dataset: str, data_dir, device, download: bool = False, limit: int | None = None):
@@ -54,6 +54,7 @@ def train_run(
     if out.exists() and not overwrite:
         raise checkpoint.CheckpointError(f"{out} exists; choose another --out or pass --overwrite")
     device = resolve_device(cfg.device)
+    cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))  # config.json: what ran
     seed_everything(cfg.seed)
     family = families.get(kind)
     model = build_model(kind, for_dataset(family, model_config, datasets.get(dataset))).to(device)
