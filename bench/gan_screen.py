@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from core.checkpoint import read_config, read_history
+from core.run.schemas import read_config, read_history
 from core.runner import train_run
 from core.train import TrainConfig
 
