@@ -127,7 +127,7 @@ def test_auto_precision_follows_the_cpu(monkeypatch):
 
 @pytest.mark.parametrize("asked", ["auto", "fp32", "bf16"])
 def test_config_records_the_precision_that_ran(asked, tmp_path, splits):
-    from core.checkpoint import read_config
+    from core.run.schemas import read_config
 
     run = train_run("gan", tmp_path / "run", TINY["gan"],
                     TrainConfig(epochs=1, batch_size=64, device="cpu", precision=asked), splits=splits, embed_size=32)
