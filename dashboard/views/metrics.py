@@ -24,6 +24,9 @@ ROWS = {
     "recall": ("Recall (coverage)", "higher", "Share of real digits inside the samples' k-NN feature manifold"),
     "class_kl_to_uniform": ("Class balance: KL to uniform (nats)", "lower",
                             "KL(histogram of the classifier's predicted classes ‖ uniform): 0 = all classes equally"),
+    "legible_share": ("Legible share (confidence > 0.9)", "higher",
+                      "Share of samples the classifier reads with top-class probability above 0.9: digits a "
+                      "reader would name at once. Broken loops and hybrids of two digits fall below it"),
     "mean_confidence": ("Mean classifier confidence", "higher",
                         "Mean top-class probability on samples: low = ambiguous shapes (an Inception-score analogue)"),
     "reconstruction_mse": ("Reconstruction MSE (pixels in [0, 1])", "lower",

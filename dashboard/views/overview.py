@@ -16,6 +16,9 @@ HEADLINE = [  # (metrics.json key, short label, format, help with the detail)
     ("precision", "Precision ↑", "{:.3f}",
      "Share of samples inside the real digits' k-NN feature manifold: fidelity (Kynkäänniemi et al. 2019)."),
     ("recall", "Recall ↑", "{:.3f}", "Share of real digits inside the samples' k-NN feature manifold: coverage."),
+    ("legible_share", "Legible ↑", "{:.1%}",
+     "Share of samples the evaluation classifier reads with confidence above 0.9: digits a reader would name "
+     "at once. In brackets: real test digits."),
     ("neg_iwae", "IWAE bound ↓", "{:.1f}",
      "Upper bound on −log p(x) in nats per image from k=100 importance samples (Burda et al. 2016). VAE only."),
 ]
@@ -43,7 +46,10 @@ for col, (kind, info) in zip(st.columns(len(runs.KINDS), gap="large"), picked.it
         m = runs.metrics(info.path) or {}
         ev = m.get("evaluation", {}).get("metrics", {})
         seeds = m.get("evaluation", {}).get("settings", {}).get("seeds")
-        rows = [(label, fmt.format(ev[key]["mean"]), f"{hint} Mean over seeds {seeds}; details on *Metrics*.")
+        real = m.get("evaluation", {}).get("reference", {})
+        rows = [(label, fmt.format(ev[key]["mean"]) + (f" (real {fmt.format(real[key]['mean'])})"
+                                                        if key == "legible_share" and key in real else ""),
+                 f"{hint} Mean over seeds {seeds}; details on *Metrics*.")
                 for key, label, fmt, hint in HEADLINE if key in ev]
         held = m.get("held_out", {})  # the family's own held-out numbers (its record says which) come first
         rows = [(label, fmt.format(held[key]), hint) for key, label, fmt, hint in runs.family(kind).held_out
