@@ -75,6 +75,7 @@ SPAWN_GRACE_S = 3.0  # a dispatcher started this recently and still alive is lef
 NICE = 10  # the dispatcher and the jobs run at this lower CPU priority than the web server
 EVAL_SAMPLES, EVAL_SEEDS = 2000, (0,)  # the Retrain page's quick evaluation
 TAIL_S = {"train": 15.0, "evaluate": 45.0}  # start-up, latent map and saving / the whole evaluation
+LOCK_FD_ENV, DISPATCHER_ENV = "RETRAIN_LOCK_FD", "RETRAIN_DISPATCHER_PID"  # what a job knows of its dispatcher
 JOB_ID_RE = re.compile(r"^\d{8}-\d{6}-\d{3}$")
 
 
@@ -556,10 +557,13 @@ def start_evaluation(run: str, runs_dir, classifier, jobs_dir=None, data_dir=Non
 def _ensure_dispatcher(jobs_dir: Path) -> None:
     """Caller holds queue.lock: start a dispatcher if jobs wait, none holds job.lock and none was started
     within SPAWN_GRACE_S (a fresh one may still be importing)."""
+    jobs_dir = Path(jobs_dir).resolve()  # the dispatcher runs in REPO: a relative folder would mean another one
     if not any(_read_json(d / STATUS).get("state") == "queued" for d in _job_dirs(jobs_dir)):
         return
     if not _lock_free(jobs_dir):
         return
+    # A dispatcher removes its record under queue.lock as it leaves: a record still there belongs to one that
+    # is starting (it reads the queue once it holds job.lock), unless it is old or its process is gone.
     last = _read_json(jobs_dir / SPAWNED)
     if time.time() - last.get("at", 0) < SPAWN_GRACE_S and _alive(last.get("pid")):
         return
@@ -651,7 +655,7 @@ def cancel_all(jobs_dir, timeout: float = 2.0) -> list[dict]:
 # --- keeping runs_dir small ----------------------------------------------------------------------
 def prune_runs(runs_dir, keep: int) -> list[str]:
     """Delete the oldest ui-* runs beyond the newest `keep`; other runs are never touched. Returns the deleted."""
-    from core.checkpoint import list_runs
+    from core.run.layout import list_runs
 
     runs_dir = Path(runs_dir)
     ui = sorted((m.group(1), int(m.group(2) or 1), name) for name in list_runs(runs_dir)
@@ -676,15 +680,19 @@ def run_dispatcher(jobs_dir) -> int:
         fd = _try_lock(jobs_dir)
         if fd is None:
             if time.monotonic() > deadline:
-                return 0  # another dispatcher runs the queue
+                with _queue_lock(jobs_dir):
+                    _forget_spawn(jobs_dir)  # another process runs the queue; whoever frees job.lock restarts it
+                return 0
             time.sleep(0.02)
     try:
         while True:
             with _queue_lock(jobs_dir):
                 nxt = next((d for d in _job_dirs(jobs_dir) if _read_json(d / STATUS).get("state") == "queued"), None)
                 if nxt is None:
-                    os.close(fd)  # under queue.lock: an enqueuer after us sees the lock free and starts one
+                    # under queue.lock: an enqueuer after us sees the lock free and no record, and starts one
+                    os.close(fd)
                     fd = None
+                    _forget_spawn(jobs_dir)
                     return 0
                 st = _read_json(nxt / STATUS)
                 st.update(state="running", phase="starting", started=time.time(), updated=time.time(), pid=None)
@@ -693,6 +701,12 @@ def run_dispatcher(jobs_dir) -> int:
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def _forget_spawn(jobs_dir: Path) -> None:
+    """Caller holds queue.lock: this dispatcher leaves, so its record must not hold back the next start."""
+    if _read_json(jobs_dir / SPAWNED).get("pid") == os.getpid():
+        (jobs_dir / SPAWNED).unlink(missing_ok=True)
 
 
 def _lower_priority() -> None:
@@ -707,7 +721,7 @@ def _run_child(jobs_dir: Path, jobdir: Path, fd: int) -> None:
     threads = str(job.get("caps", {}).get("threads", 1))  # OpenMP (t-SNE too) would otherwise take every core
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OMP_WAIT_POLICY": "PASSIVE",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", LOCK_FD_ENV: str(fd), DISPATCHER_ENV: str(os.getpid())}
     try:
         with open(jobdir / LOG, "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "core.jobs", "run", str(jobdir)], cwd=REPO, env=env,
@@ -774,7 +788,7 @@ class _Progress:
 
     def on_epoch(self, p: dict) -> None:
         if p["grid"] is not None:
-            from core.checkpoint import write_png  # torch is loaded by now: this runs inside training
+            from core.run.folder import write_png  # torch is loaded by now: this runs inside training
 
             write_png(self.jobdir / GRID, p["grid"])
         for k, v in p["row"].items():
@@ -877,10 +891,31 @@ def run_worker(jobdir) -> int:
     return 0
 
 
+def _hand_over(jobdir: Path) -> None:
+    """The job is over. If its dispatcher died meanwhile, nobody would start the next queued job until a page
+    reads the queue: free job.lock and start a dispatcher ourselves."""
+    try:
+        parent = int(os.environ.get(DISPATCHER_ENV, ""))
+        fd = int(os.environ.get(LOCK_FD_ENV, ""))
+    except ValueError:
+        return
+    if os.getppid() == parent:  # the dispatcher lives and runs the next job
+        return
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    with _queue_lock(jobdir.parent):
+        _ensure_dispatcher(jobdir.parent)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 2 and argv[0] == "run":
-        return run_worker(argv[1])
+        try:
+            return run_worker(argv[1])
+        finally:
+            _hand_over(Path(argv[1]).resolve())
     if len(argv) == 2 and argv[0] == "work":
         return run_dispatcher(argv[1])
     print("usage: python -m core.jobs run <jobdir> | work <jobs_dir>", file=sys.stderr)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from core import checkpoint, data, datasets, embed, families
+from core import data, datasets, embed, families
 from core.models import build_model
-from core.run_config import DataRecord, RunConfig
-from core.train import TrainConfig, fit, resolve_device, seed_everything
+from core.run import folder, layout
+from core.run.config import DataRecord, RunConfig
+from core.train import TrainConfig, fit, resolve_device, resolve_precision, seed_everything
 
 
 def load_data(dataset: str, data_dir, device, download: bool = False, limit: int | None = None):
@@ -52,8 +53,9 @@ def train_run(
     cfg = train_config or TrainConfig()
     out = Path(out)
     if out.exists() and not overwrite:
-        raise checkpoint.CheckpointError(f"{out} exists; choose another --out or pass --overwrite")
+        raise layout.CheckpointError(f"{out} exists; choose another --out or pass --overwrite")
     device = resolve_device(cfg.device)
+    cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))  # config.json: what ran
     seed_everything(cfg.seed)
     family = families.get(kind)
     model = build_model(kind, for_dataset(family, model_config, datasets.get(dataset))).to(device)
@@ -75,7 +77,7 @@ def train_run(
     if cfg.keep_best and probe is None:
         raise ValueError("keep_best needs a quality classifier (the per-epoch score it keeps the best of)")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    commit = checkpoint.git_commit()  # the code that trains, read now: the tree may move on during a long run
+    commit = folder.git_commit()  # the code that trains, read now: the tree may move on during a long run
     result = fit(model, train, test, cfg, on_step=on_step, on_epoch=on_epoch, quality=probe)
     # training after the main loop (a GAN's encoder, against the kept generator)
     t = time.perf_counter()
@@ -101,7 +103,7 @@ def train_run(
         parameters=sum(p.numel() for p in model.parameters()),
         dataset=data_info,
         seed=cfg.seed,
-        device=checkpoint.device_name(device),
+        device=folder.device_name(device),
         started=started,
         wall_time_s=result["wall_time_s"],
         train_time_s=result["train_time_s"],
@@ -113,10 +115,10 @@ def train_run(
                     if embeddings is not None else None),
         epochs_completed=len(result["history"]["epochs"]["epoch"]),
         stopped_early=result["stopped_early"],
-        versions=checkpoint.versions(),
+        versions=folder.versions(),
         git_commit=commit,
     )
-    return checkpoint.save_run(out, model, config.to_dict(), result["history"], result["grids"], embeddings,
+    return folder.save_run(out, model, config.to_dict(), result["history"], result["grids"], embeddings,
                                metrics, overwrite=overwrite)
 
 

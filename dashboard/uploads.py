@@ -57,7 +57,7 @@ def read_image(raw: bytes) -> np.ndarray:
 def _prepared(digest: str, dataset: str, _upload) -> tuple[np.ndarray | None, str | None]:
     """(the prepared digit, or None when there is no ink; None) or (None; why it cannot be read), keyed by the
     content digest; `_upload` (left out of the key) is read only when the cache does not hold the digest."""
-    from dashboard import data
+    from dashboard import explore_cache
 
     try:
         image = read_image(_upload.getvalue())
@@ -65,7 +65,7 @@ def _prepared(digest: str, dataset: str, _upload) -> tuple[np.ndarray | None, st
         return None, str(err)
     finally:
         trim()  # the decoded image's buffers, freed now, back to the system
-    return data.image_to_digit(image, dataset), None
+    return explore_cache.image_to_digit(image, dataset), None
 
 
 def prepared(upload, dataset: str) -> tuple[np.ndarray | None, str | None]:

@@ -74,9 +74,9 @@ def test_a_16_bit_scan_is_read_like_its_8_bit_twin(side):
     narrow = uploads.read_image(png(stroke(side, 60000 // 257, 1000 // 257)))
     assert wide.dtype == np.uint8 and wide.shape == narrow.shape
     assert np.abs(wide.astype(int) - narrow.astype(int)).max() <= 1
-    from dashboard import data
+    from dashboard import explore_cache
 
-    digit = data.image_to_digit(wide)
+    digit = explore_cache.image_to_digit(wide)
     assert digit is not None and digit.max() > 200  # the stroke is ink, the paper is not
 
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data, share
+from dashboard import runs, sampling, share
 
 st.title("GAN vs VAE")
 st.caption("Two generative models trained on the same digits, fed the same latent codes. "
@@ -16,40 +16,53 @@ HEADLINE = [  # (metrics.json key, short label, format, help with the detail)
     ("precision", "Precision ↑", "{:.3f}",
      "Share of samples inside the real digits' k-NN feature manifold: fidelity (Kynkäänniemi et al. 2019)."),
     ("recall", "Recall ↑", "{:.3f}", "Share of real digits inside the samples' k-NN feature manifold: coverage."),
+    ("legible_share", "Legible ↑", "{:.1%}",
+     "Share of samples the evaluation classifier reads with confidence above 0.9: digits a reader would name "
+     "at once. In brackets: real test digits."),
     ("neg_iwae", "IWAE bound ↓", "{:.1f}",
      "Upper bound on −log p(x) in nats per image from k=100 importance samples (Burda et al. 2016). VAE only."),
 ]
-cols = st.columns(len(data.KINDS), gap="large")
-for col, kind in zip(cols, data.KINDS):
+picked = {kind: runs.selected(kind) for kind in runs.KINDS}
+errors = {kind: runs.check_run(info) for kind, info in picked.items()}
+with st.container(key="pair_samples"):  # the samples side by side, on a phone too
+    cols = st.columns(len(runs.KINDS), gap="large")
+for col, (kind, info) in zip(cols, picked.items()):
     with col:
-        info = data.selected(kind)
-        st.subheader(data.LABELS[kind] + (f" · {ui.text(info.name)}" if info else ""))
-        error = data.check_run(info)
-        if error:
-            ui.error_card(f"{data.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
+        st.subheader(runs.LABELS[kind] + (f" · {ui.text(info.name)}" if info else ""))
+        if errors[kind]:
+            ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", errors[kind])
             continue
-        z = data.latent_codes(seed=0, n=64, dim=data.latent_dim(info.path))
-        ui.image_grid(data.grid(data.generate(info.path, z), ncol=8), caption="64 samples, latent seed 0",
+        z = sampling.latent_codes(seed=0, n=64, dim=runs.latent_dim(info.path))
+        ui.image_grid(sampling.grid(sampling.generate(info.path, z), ncol=8), caption="64 samples, latent seed 0",
                       download=f"{info.name}-samples-seed0.png")
-        st.table({k: str(v) for k, v in data.facts(info.path).items()})
+for col, (kind, info) in zip(st.columns(len(runs.KINDS), gap="large"), picked.items()):
+    if errors[kind]:
+        continue
+    with col:
+        if len(picked) > 1:  # on a phone these columns stack: say whose facts follow
+            st.markdown(f"**{runs.LABELS[kind]}** · {ui.text(info.name)}")
+        st.table({k: str(v) for k, v in runs.facts(info.path).items()})
         share.download_run(info.path, info.name, key=f"zip_{kind}")
-        m = data.metrics(info.path) or {}
+        m = runs.metrics(info.path) or {}
         ev = m.get("evaluation", {}).get("metrics", {})
         seeds = m.get("evaluation", {}).get("settings", {}).get("seeds")
-        rows = [(label, fmt.format(ev[key]["mean"]), f"{hint} Mean over seeds {seeds}; details on *Metrics*.")
+        real = m.get("evaluation", {}).get("reference", {})
+        rows = [(label, fmt.format(ev[key]["mean"]) + (f" (real {fmt.format(real[key]['mean'])})"
+                                                        if key == "legible_share" and key in real else ""),
+                 f"{hint} Mean over seeds {seeds}; details on *Metrics*.")
                 for key, label, fmt, hint in HEADLINE if key in ev]
         held = m.get("held_out", {})  # the family's own held-out numbers (its record says which) come first
-        rows = [(label, fmt.format(held[key]), hint) for key, label, fmt, hint in data.family(kind).held_out
+        rows = [(label, fmt.format(held[key]), hint) for key, label, fmt, hint in runs.family(kind).held_out
                 if isinstance(held.get(key), (int, float))] + rows
         if rows:
             ui.metric_cards(rows)
         else:
             st.info("No metrics yet: run " + ui.code(f"python -m core evaluate {info.name}") + ".")
 
-gan = data.selected("gan")
+gan = runs.selected("gan")
 encoder = "trained on the generator's own samples"
-if gan is not None and not data.check_run(gan):
-    encoder = f"{ui.encoder_schedule(data.config(gan.path)['model_config'])}, in this run"
+if gan is not None and not runs.check_run(gan):
+    encoder = f"{ui.encoder_schedule(runs.config(gan.path)['model_config'])}, in this run"
 st.divider()
 st.subheader("What differs, and why")
 st.markdown(f"""
