@@ -55,6 +55,7 @@ from filelock import FileLock, Timeout
 from core import datasets, families
 from core.checks import LATENT_DIM_DEFAULT, LATENT_DIM_RANGE, check_int
 from core.files import write_json
+from core.run import layout
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("train", "evaluate")
@@ -448,6 +449,7 @@ def owner_jobs(jobs_dir, token: str) -> list[dict]:
 
 # --- queueing ----------------------------------------------------------------------------------------
 def _unique_name(parent: Path, base: str) -> str:
+    layout.check_name(base)  # the runs' one name rule (core.run.layout)
     name, n = base, 1
     while (parent / name).exists() or any(parent.glob(f".{name}.tmp-*")):
         n += 1
