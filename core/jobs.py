@@ -32,6 +32,7 @@ fraction of a second.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import errno
 import fcntl
 import functools
@@ -54,7 +55,7 @@ from filelock import FileLock, Timeout
 
 from core import datasets, families
 from core.checks import LATENT_DIM_DEFAULT, LATENT_DIM_RANGE, check_int
-from core.files import write_json
+from core.files import free_space, is_disk_full, write_json
 from core.run import layout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -349,8 +350,11 @@ def _mark_dead(jobdir: Path) -> dict:
             for tmp in Path(job["runs_dir"]).glob(f".{job['run']}.tmp-*"):
                 shutil.rmtree(tmp, ignore_errors=True)
         cancelled = (jobdir / CANCEL).exists()
-        st.update(state="cancelled" if cancelled else "failed", finished=time.time(),
-                  reason="cancelled by its owner" if cancelled else "process died")
+        reason = "cancelled by its owner" if cancelled else "process died"
+        min_free = (job.get("caps") or {}).get("min_free_mb", 0)
+        if not cancelled and shutil.disk_usage(jobdir).free < min_free * 2**20:  # it could not write why
+            reason = f"disk full: the job's process died with {free_space(jobdir)} where it writes"
+        st.update(state="cancelled" if cancelled else "failed", finished=time.time(), reason=reason)
         _write_json(jobdir / STATUS, st)
     return st
 
@@ -880,12 +884,15 @@ def run_worker(jobdir) -> int:
         return 1
     except Exception as err:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        traceback.print_exc()  # the full story goes to worker.log; the page shows one line
+        with contextlib.suppress(OSError):  # worker.log may sit on the same full disk: the status still says why
+            traceback.print_exc()  # the full story goes to worker.log; the page shows one line
         from core.train import TrainingDiverged
 
         reason = str(err) if isinstance(err, (TrainingDiverged, RuntimeError)) else f"{type(err).__name__}: {err}"
         if isinstance(err, OSError):
             reason = f"could not save: {FS_ERRORS.get(err.errno, err.strerror)}"
+        if is_disk_full(err):
+            reason = str(err) if str(err).startswith("disk full") else f"disk full: {reason}"
         progress.write(state="failed", reason=reason[:500], finished=time.time())
         return 1
     progress.write(state="done", phase="done", finished=time.time(), job_s=round(time.monotonic() - t0, 1),
