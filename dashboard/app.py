@@ -8,7 +8,7 @@ import streamlit as st
 
 from core import paths
 from dashboard import components as ui
-from dashboard import runs, share
+from dashboard import runs, share, uploads
 
 HERE = Path(__file__).parent
 # a local favicon: a ":material/...:" icon would be fetched from fonts.gstatic.com (the app works offline)
@@ -61,6 +61,7 @@ pages = {
     "Learn": [st.Page(HERE / "views/concepts.py", title="Concepts", icon=":material/school:")],
 }
 
+uploads.start_sweeper()  # once per server: the uploads of closed tabs are freed
 with ui.guarded("in the sidebar"):
     for message in runs.hub_messages():
         st.sidebar.caption(ui.text(ui.short_paths(message)))  # "pulled USER/run into checkpoints/run": no machine paths

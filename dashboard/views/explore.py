@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from dashboard import components as ui
-from dashboard import explore_cache, runs, sampling, share, tsne
+from dashboard import explore_cache, runs, sampling, share, tsne, uploads
 
 MAPS = ["PCA", "t-SNE"]
 PATHS = ["spherical", "linear"]
@@ -55,19 +55,19 @@ def draw_section() -> None:
     # the results come above the upload box: on a phone the columns stack, and they must follow the canvas
     results = right.container()
     upload = right.file_uploader("…or upload an image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
-                                 key="ex_upload", help="An uploaded image is used instead of the drawing.")
+                                 key="ex_upload", max_upload_size=uploads.MAX_UPLOAD_MB,
+                                 help=f"An uploaded image is used instead of the drawing: up to "
+                                      f"{uploads.MAX_UPLOAD_MB} MB and {uploads.MAX_PIXELS // 1_000_000} megapixels.")
     right.caption(f"The ink is prepared as {record.label}'s images were made: {fit}. Dark ink on a light background "
                   "is inverted.")
-    image = None
+    digit = None
     if upload is not None:
-        try:
-            image = explore_cache.read_image(upload.getvalue())
-        except ValueError as err:
-            results.error(f"{ui.code(upload.name)} could not be read: {ui.text(err)}.")
+        digit, error = uploads.prepared(upload, dataset)  # decoded once per file, not on every rerun
+        if error:
+            results.error(f"{ui.code(upload.name)} could not be read: {ui.text(error)}.")
             return
     elif canvas.image_data is not None:
-        image = canvas.image_data
-    digit = explore_cache.image_to_digit(image, dataset) if image is not None else None
+        digit = explore_cache.image_to_digit(canvas.image_data, dataset)
     if digit is None:
         results.info(f"Draw {a_noun} on the black square, or upload an image, to see what the models make of it.",
                      icon=":material/draw:")
