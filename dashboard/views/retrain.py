@@ -3,9 +3,10 @@
 import streamlit as st
 
 from core import datasets, families
-from core.jobs import DEFAULT_SPEC, FormError, JobError, form_limits, models, parse_form
+from core.jobs import DEFAULT_SPEC, JobError, models
 from dashboard import components as ui
 from dashboard import data
+from dashboard.retrain_form import FormError, form_limits, parse_form
 
 st.title("Retrain")
 st.caption("Train a small VAE or GAN here and watch it learn. Jobs of all visitors wait in one queue and train "

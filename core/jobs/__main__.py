@@ -1,0 +1,27 @@
+"""`python -m core.jobs work <jobs_dir>` (the dispatcher) | `run <jobdir>` (one job): started by the local
+backend, never by hand."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from core.jobs.dispatcher import hand_over, run_dispatcher
+from core.jobs.worker import run_worker
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "run":
+        try:
+            return run_worker(argv[1])
+        finally:
+            hand_over(Path(argv[1]).resolve())
+    if len(argv) == 2 and argv[0] == "work":
+        return run_dispatcher(argv[1])
+    print("usage: python -m core.jobs run <jobdir> | work <jobs_dir>", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
