@@ -1,5 +1,5 @@
-"""`python -m core.jobs work <jobs_dir>` (the dispatcher) | `run <jobdir>` (one job): started by the local
-backend, never by hand."""
+"""`python -m core.jobs work <jobs_dir>` (the dispatcher) | `run <jobdir>` (one job) | `promote <state_dir>`
+(hf-jobs: submits waiting jobs): started by the backends, never by hand."""
 
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ def main(argv=None) -> int:
             hand_over(Path(argv[1]).resolve())
     if len(argv) == 2 and argv[0] == "work":
         return run_dispatcher(argv[1])
-    print("usage: python -m core.jobs run <jobdir> | work <jobs_dir>", file=sys.stderr)
+    if len(argv) == 2 and argv[0] == "promote":  # the hf-jobs backend's: submits waiting jobs as slots free
+        from core.jobs.backends.hf_jobs import run_promoter
+
+        return run_promoter(argv[1])
+    print("usage: python -m core.jobs run <jobdir> | work <jobs_dir> | promote <state_dir>", file=sys.stderr)
     return 2
 
 

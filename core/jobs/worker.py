@@ -17,10 +17,11 @@ from pathlib import Path
 
 from core.jobs import store
 from core.jobs.dispatcher import _lower_priority
+from core.jobs.progress import HISTORY_POINTS  # noqa: F401 (re-exported: the history's length)
+from core.jobs.progress import downsample as _downsample
 from core.jobs.spec import run_re
 
 STATUS_INTERVAL_S = 1.0  # at most one status write a second, besides epoch ends and state changes
-HISTORY_POINTS = 200  # the loss history in status.json is averaged down to at most this many points
 
 
 class Cancelled(Exception):
@@ -41,17 +42,6 @@ def prune_runs(runs_dir, keep: int) -> list[str]:
         os.rename(runs_dir / name, aside / "run")
         shutil.rmtree(aside, ignore_errors=True)
     return doomed
-
-
-def _downsample(steps: dict[str, list]) -> dict[str, list]:
-    """Average consecutive steps so the history has at most HISTORY_POINTS points (the step is each chunk's last)."""
-    n = len(steps["step"])
-    k = max(1, -(-n // HISTORY_POINTS))  # ceil(n / HISTORY_POINTS) steps per point
-    out = {"step": [steps["step"][min(i + k, n) - 1] for i in range(0, n, k)]}
-    for key, v in steps.items():
-        if key != "step":
-            out[key] = [round(sum(v[i:i + k]) / len(v[i:i + k]), 5) for i in range(0, n, k)]
-    return out
 
 
 class _Progress:
