@@ -21,7 +21,7 @@ ENV HOME=/home/user
 # MNIST and Fashion-MNIST are downloaded while the image is built (Spaces' builders have internet; a running
 # Space may not), so the Retrain page works after every restart. PERSISTENT_DIR: where a Space's persistent
 # storage is mounted when it has some; retrained runs and the job queue then go to /data/runs
-# (dashboard.data.runs_dir), else to runs/ in the container, which a restart empties.
+# (core.paths.runs_dir), else to runs/ in the container, which a restart empties.
 ENV DATA_DIR=/home/user/data \
     PERSISTENT_DIR=/data
 RUN python -c "import torchvision.datasets as d; [c('/home/user/data', train=t, download=True) for c in (d.MNIST, d.FashionMNIST) for t in (True, False)]" \

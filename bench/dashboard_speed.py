@@ -91,17 +91,17 @@ def main() -> None:
 
         explore_drawing(page, args.repeats)
 
-    from dashboard import data  # in-process: the generation itself, models already loaded
+    from dashboard import runs, sampling  # in-process: the generation itself, models already loaded
 
     os.environ["CHECKPOINT_DIR"] = args.checkpoints
-    runs = {k: str(Path(args.checkpoints) / f"mnist-{k}") for k in data.KINDS}
-    for path in runs.values():
-        data.generate(path, data.latent_codes(0, 64, data.latent_dim(path)))
+    models = {k: str(Path(args.checkpoints) / f"mnist-{k}") for k in runs.KINDS}
+    for path in models.values():
+        sampling.generate(path, sampling.latent_codes(0, 64, runs.latent_dim(path)))
     ts = []
     for seed in range(20):
         t = time.perf_counter()
-        for path in runs.values():
-            data.grid(data.generate(path, data.latent_codes(seed, 64, data.latent_dim(path))), ncol=8)
+        for path in models.values():
+            sampling.grid(sampling.generate(path, sampling.latent_codes(seed, 64, runs.latent_dim(path))), ncol=8)
         ts.append(time.perf_counter() - t)
     print(f"generate both 64-image grids       : median {statistics.median(ts) * 1000:.0f} ms (goal <= 150 ms)")
 

@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", nargs="+", default=["checkpoints/mnist-vae", "checkpoints/mnist-gan"])
     p.add_argument("--classifier", default="checkpoints/mnist-classifier")
-    p.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
+    p.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or data/)")
     p.add_argument("--samples", type=int, default=10000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")

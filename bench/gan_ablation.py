@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from core.checkpoint import read_config, read_history
+from core.run.schemas import read_config, read_history
 from core.runner import train_run
 from core.train import TrainConfig
 
@@ -38,7 +38,7 @@ KEYS = ("frechet_distance", "precision", "recall", "class_kl_to_uniform", "min_c
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
+    p.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or data/)")
     p.add_argument("--epochs", type=int, default=3, help="training budget of every variant (default: 3)")
     p.add_argument("--out", default="ablation", help="folder for the variants' runs (default: ablation/)")
     p.add_argument("--classifier", default="checkpoints/mnist-classifier", help="evaluation classifier")

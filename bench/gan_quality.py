@@ -19,9 +19,10 @@ import tempfile
 from pathlib import Path
 
 from core import data, datasets
-from core.checkpoint import load_model, read_config, read_history
 from core.evaluate import QualityProbe
 from core.models.gan import LEGACY
+from core.run.folder import load_model
+from core.run.schemas import read_config, read_history
 
 PRECISION_GOAL = 0.85
 # the recipe before the stabilisers existed: what a config.json without them means (core.models.gan.LEGACY)
@@ -50,7 +51,7 @@ def report(name: str, run: Path, vae_fd: float) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
+    p.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or data/)")
     p.add_argument("--root", default="checkpoints", help="folder of the committed runs (default: checkpoints)")
     p.add_argument("--dataset", default="mnist", choices=datasets.names(), help="data set (default: mnist)")
     p.add_argument("--old", default=None, help="a run of the old plain DCGAN recipe with a quality log")

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from core import data, datasets
-from core.checkpoint import load_model
 from core.evaluate import QualityProbe, classify, generate, sample_scores
+from core.run.folder import load_model
 
 SIGMAS = (0.0, 0.5, 0.7, 1.0)
 
@@ -37,7 +37,7 @@ def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
+    p.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or data/)")
     p.add_argument("--root", default="checkpoints", help="folder of the committed runs (default: checkpoints)")
     p.add_argument("--dataset", default="mnist", choices=datasets.names(), help="data set (default: mnist)")
     args = p.parse_args()

@@ -102,14 +102,15 @@ def tsne_methods() -> None:
     """The job's latent map: seconds per method and size on real codes, one thread (as in a job)."""
     import numpy as np
 
-    from core import embed, validate
+    from core import embed
+    from core.run import schemas
 
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # scikit-learn depends on it; keep the bench usable anyway
         threadpool_limits = None
     for name in ("mnist-vae", "mnist-gan"):
-        codes = validate.read_embeddings(REPO / "checkpoints" / name)["codes"]
+        codes = schemas.read_embeddings(REPO / "checkpoints" / name)["codes"]
         for n in (2000, 1000):
             t0 = time.perf_counter()
             if threadpool_limits:

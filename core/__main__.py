@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-DEFAULT_ROOT = "checkpoints"
+from core import paths
+
+ROOT_HELP = "folder holding run folders (default: $CHECKPOINT_DIR or checkpoints/)"
 
 
 class UsageError(Exception):
@@ -30,21 +31,17 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def runs_root() -> Path:
-    """Where the dashboard's Retrain page writes runs: $RUNS_DIR, default runs/."""
-    return Path(os.environ.get("RUNS_DIR") or "runs")
-
-
 def find_run(root: str, name: str) -> Path:
     """A run folder given as a path, a name under `root`, or a name under the retrained runs' folder."""
-    from core.checkpoint import resolve_run
+    from core.run.layout import resolve_run
 
-    path = resolve_run(root, name)
+    path = resolve_run(root or paths.checkpoints_dir(), name)
     if path.is_dir():
         return path
-    if "/" not in name and "\\" not in name and (runs_root() / name).is_dir():
-        return runs_root() / name
-    raise UsageError(f"no run {name!r}: looked in {path} and {runs_root() / name} "
+    retrained = paths.runs_dir() / name
+    if "/" not in name and "\\" not in name and retrained.is_dir():
+        return retrained
+    raise UsageError(f"no run {name!r}: looked in {path} and {retrained} "
                      "(`python -m core list` lists the runs; or pass a folder path)")
 
 
@@ -95,10 +92,10 @@ def cmd_train(args) -> None:
                       keep_best=args.keep_best)
     quality = None
     if family.generative and args.quality != "none":
-        quality = Path(args.quality or Path(DEFAULT_ROOT) / f"{args.dataset}-classifier")
+        quality = Path(args.quality or paths.checkpoints_dir() / f"{args.dataset}-classifier")
         if args.quality is None and not quality.is_dir():
             quality = None  # no committed classifier for this data set: train without the per-epoch check
-    out = Path(args.out or Path(DEFAULT_ROOT) / f"{args.dataset}-{args.model}")
+    out = Path(args.out or paths.checkpoints_dir() / f"{args.dataset}-{args.model}")
     splits = None
     if args.synthetic:
         from core.data import synthetic_split
@@ -134,13 +131,14 @@ def cmd_train(args) -> None:
 
 
 def cmd_list(args) -> None:
-    from core.checkpoint import CheckpointError, list_runs, read_config
+    from core.run.layout import CheckpointError, list_runs
+    from core.run.schemas import read_config
 
-    roots = [Path(args.root)]
+    roots = [Path(args.root or paths.checkpoints_dir())]
     if not roots[0].is_dir():
-        raise UsageError(f"--root {args.root}: no such folder")
-    if args.root == DEFAULT_ROOT and runs_root().is_dir():
-        roots.append(runs_root())
+        raise UsageError(f"--root {roots[0]}: no such folder")
+    if args.root is None and paths.runs_dir().is_dir():
+        roots.append(paths.runs_dir())
     for root in roots:
         names = list_runs(root)
         print(f"{root}/: {len(names)} run(s)")
@@ -154,7 +152,7 @@ def cmd_list(args) -> None:
 
 
 def cmd_show(args) -> None:
-    from core.checkpoint import load_run
+    from core.run.folder import load_run
 
     run = load_run(find_run(args.root, args.run))
     c = run.config
@@ -171,24 +169,25 @@ def cmd_show(args) -> None:
 
 
 def cmd_embed(args) -> None:
-    from core import checkpoint, data, embed
+    from core import data, embed
+    from core.run import folder, layout, schemas
 
     path = find_run(args.root, args.run)
-    cfg = checkpoint.read_config(path)
-    model = checkpoint.load_model(path)
+    cfg = schemas.read_config(path)
+    model = folder.load_model(path)
     test = data.load_split(cfg["dataset"]["name"], args.data_dir, train=False)
-    checkpoint.write_embeddings(path, embed.compute_embeddings(model, *test, size=args.size,
-                                                               perplexity=args.perplexity))
-    print(f"wrote {path / checkpoint.EMBEDDINGS}")
+    folder.write_embeddings(path, embed.compute_embeddings(model, *test, size=args.size, perplexity=args.perplexity))
+    print(f"wrote {path / layout.EMBEDDINGS}")
 
 
 def cmd_evaluate(args) -> None:
     from tqdm import tqdm
 
-    from core import checkpoint, evaluate
+    from core import evaluate
+    from core.run import layout, schemas
 
     run = find_run(args.root, args.run)
-    cfg = checkpoint.read_config(run)
+    cfg = schemas.read_config(run)
     clf = find_run(args.root, args.classifier or f"{cfg['dataset']['name']}-classifier")
     from core import families
 
@@ -208,7 +207,7 @@ def cmd_evaluate(args) -> None:
     bar.update(bar.total - bar.n)
     bar.close()
     print(evaluate.format_table(run.name, ev))
-    print(f"wrote {run / checkpoint.METRICS} (key 'evaluation') and {run / evaluate.NEAREST_PNG}")
+    print(f"wrote {run / layout.METRICS} (key 'evaluation') and {run / evaluate.NEAREST_PNG}")
 
 
 def cmd_push(args) -> None:
@@ -221,7 +220,8 @@ def cmd_push(args) -> None:
 def cmd_pull(args) -> None:
     from core.hub import pull_run
 
-    path = pull_run(args.repo, args.root, name=args.name, revision=args.revision, overwrite=args.overwrite)
+    path = pull_run(args.repo, args.root or paths.checkpoints_dir(), name=args.name, revision=args.revision,
+                    overwrite=args.overwrite)
     print(f"pulled {args.repo} into {path}")
 
 
@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this many seconds and save the run (default: no limit)")
     t.add_argument("--limit", type=int, default=None,
                    help="use only the first N images of each split (default: all)")
-    t.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
+    t.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or data/)")
     t.add_argument("--download", action="store_true", help="download the data set if it is missing")
     t.add_argument("--out", default=None, help="run folder (default: checkpoints/DATASET-MODEL)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
@@ -285,33 +285,35 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--progress", choices=["bar", "json"], default="bar",
                    help="bar: a progress bar; json: one '@progress {...}' line a second, for a log reader")
     t.add_argument("--marker", default=None, metavar="PATH",
-                   help="write PATH after the run is saved, last (a watcher of a bucket sees a complete run)")
-    t.add_argument("--synthetic", type=int, default=None, help=argparse.SUPPRESS)  # N fake images: tests
+                   help="write PATH after the run is saved, last, so a watcher of a bucket sees a complete run "
+                        "(default: none)")
+    t.add_argument("--synthetic", type=int, default=None, metavar="N",
+                   help="train on N generated images instead of the data set: a smoke test (default: the data set)")
     t.set_defaults(func=cmd_train)
 
     ls = command("list", "list the runs under a folder (and under runs/, where retrained runs go)")
-    ls.add_argument("--root", default=DEFAULT_ROOT, help="folder holding run folders")
+    ls.add_argument("--root", default=None, help=ROOT_HELP)
     ls.set_defaults(func=cmd_list)
 
     s = command("show", "load a run strictly and summarise it")
     s.add_argument("run", help="run name under --root or runs/, or a path to a run folder")
-    s.add_argument("--root", default=DEFAULT_ROOT, help="folder holding run folders")
+    s.add_argument("--root", default=None, help=ROOT_HELP)
     s.set_defaults(func=cmd_show)
 
     e = command("embed", "recompute a run's embeddings.npz (latent codes + t-SNE of the test subset)")
     e.add_argument("run", help="run name under --root or runs/, or a path to a run folder")
-    e.add_argument("--root", default=DEFAULT_ROOT, help="folder holding run folders")
-    e.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
+    e.add_argument("--root", default=None, help=ROOT_HELP)
+    e.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or data/)")
     e.add_argument("--size", type=int, default=2000, help="test images in the subset")
     e.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity")
     e.set_defaults(func=cmd_embed)
 
     v = command("evaluate", "measure a vae/gan run against real data; writes metrics.json and nearest.png")
     v.add_argument("run", help="run name under --root or runs/, or a path to a run folder")
-    v.add_argument("--root", default=DEFAULT_ROOT, help="folder holding run folders")
+    v.add_argument("--root", default=None, help=ROOT_HELP)
     v.add_argument("--classifier", default=None,
                    help="classifier run name or path (default: DATASET-classifier under --root)")
-    v.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or ./data)")
+    v.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or data/)")
     v.add_argument("--samples", type=int, default=10000, help="generated images per seed")
     v.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="generator seeds")
     v.add_argument("--iwae-k", type=int, default=100, help="importance samples for the VAE's IWAE bound, 0 skips it")
@@ -323,14 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     u = command("push", "upload a run folder and a model card to a Hugging Face model repo")
     u.add_argument("run", help="run name under --root or runs/, or a path to a run folder")
     u.add_argument("--repo", required=True, metavar="USER/NAME", help="model repo id (created if missing)")
-    u.add_argument("--root", default=DEFAULT_ROOT, help="folder holding run folders")
+    u.add_argument("--root", default=None, help=ROOT_HELP)
     u.add_argument("--private", action="store_true", help="create the repo private")
     u.add_argument("--revision", default=None, help="branch to push to (created if missing; default main)")
     u.set_defaults(func=cmd_push)
 
     q = command("pull", "download a run from a Hugging Face model repo and check it")
     q.add_argument("repo", metavar="USER/NAME", help="model repo id")
-    q.add_argument("--root", default=DEFAULT_ROOT, help="folder the run is written into")
+    q.add_argument("--root", default=None,
+                   help="folder the run is written into (default: $CHECKPOINT_DIR or checkpoints/)")
     q.add_argument("--name", default=None, help="run folder name (default: the repo's name)")
     q.add_argument("--revision", default=None, help="branch, tag or commit (default main)")
     q.add_argument("--overwrite", action="store_true", help="replace an existing run of that name")
@@ -346,9 +349,9 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:
-        from core.checkpoint import CheckpointError
         from core.data import DataMissingError
         from core.hub import HubError
+        from core.run.layout import CheckpointError
         from core.train import TrainingDiverged
 
         if isinstance(err, (CheckpointError, DataMissingError, TrainingDiverged, HubError, ValueError)):

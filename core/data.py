@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from core import datasets
+from core import datasets, paths
 from core.datasets import DATASETS  # noqa: F401  (re-exported: name -> DataSet record)
 
 RAW_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -25,8 +25,8 @@ class DataMissingError(FileNotFoundError):
 
 
 def default_root() -> Path:
-    """The data root: $DATA_DIR if set, else ./data."""
-    return Path(os.environ.get("DATA_DIR", "data"))
+    """The data root: $DATA_DIR, else data/ in the project (core.paths)."""
+    return paths.data_dir()
 
 
 def class_names(name: str) -> list[str]:

@@ -81,7 +81,7 @@ def recompute_main(argv=None) -> int:
     import tempfile
     from pathlib import Path
 
-    from core import validate  # torch-free: checks and reads the npz without pickles
+    from core.run import schemas  # torch-free: checks and reads the npz without pickles
 
     p = argparse.ArgumentParser(prog="python -m core.embed tsne")
     p.add_argument("run")
@@ -98,7 +98,7 @@ def recompute_main(argv=None) -> int:
     out = Path(args.out)
     with open(out.parent / "tsne.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # queue behind another recompute: one core at most
-        codes = validate.read_embeddings(args.run)["codes"][: args.digits]
+        codes = schemas.read_embeddings(args.run)["codes"][: args.digits]
         coords = tsne(codes, args.perplexity)
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npy", dir=out.parent)
         with os.fdopen(fd, "wb") as f:

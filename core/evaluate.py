@@ -22,9 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core import checkpoint, data, families, metrics
+from core import data, families, metrics
 from core.data import to_float
 from core.models.layers import evaluating
+from core.run import folder, layout, schemas
 
 NEAREST_PNG = "nearest.png"
 NEAREST_COUNT = 8
@@ -43,12 +44,12 @@ def load_classifier(path: str | os.PathLike):
     ~1e-5), about 1.5-2x faster with oneDNN's CPU convolutions."""
     path = Path(path)
     try:
-        model = checkpoint.load_model(path)
-        config = checkpoint.read_config(path)
-    except checkpoint.CheckpointError as err:
-        raise checkpoint.CheckpointError(f"evaluation classifier {path}: {err}") from err
+        model = folder.load_model(path)
+        config = schemas.read_config(path)
+    except layout.CheckpointError as err:
+        raise layout.CheckpointError(f"evaluation classifier {path}: {err}") from err
     if config["model"] != "classifier":
-        raise checkpoint.CheckpointError(f"evaluation classifier {path}: is a {config['model']} run, not a classifier "
+        raise layout.CheckpointError(f"evaluation classifier {path}: is a {config['model']} run, not a classifier "
                                          "(train one with: python -m core train --model classifier)")
     return model.to(memory_format=torch.channels_last), config
 
@@ -145,12 +146,12 @@ def evaluate_run(
         raise ValueError(f"need samples > knn_k ({knn_k}) and at least one seed, got {samples} and {list(seeds)}")
     if iwae_k is not None and iwae_k < 1:
         raise ValueError(f"iwae_k must be >= 1 or None, got {iwae_k}")
-    cfg = checkpoint.check_run(run_path).config  # the whole folder, as show and the dashboard check it
+    cfg = folder.check_run(run_path).config  # the whole folder, as show and the dashboard check it
     family = families.get(cfg["model"])
     if not family.generative:
         kinds = " or ".join(f.name for f in families.generative())
         raise ValueError(f"{run_path}: evaluate needs a {kinds} run, this is a {cfg['model']} run")
-    model = checkpoint.load_model(run_path).to(memory_format=torch.channels_last)  # see load_classifier
+    model = folder.load_model(run_path).to(memory_format=torch.channels_last)  # see load_classifier
     clf, clf_cfg = load_classifier(classifier_path)
     dataset, clf_dataset = cfg["dataset"]["name"], clf_cfg["dataset"]["name"]
     if dataset != clf_dataset:
@@ -250,7 +251,7 @@ def evaluate_run(
             "single_value_metrics": "the reference rows, reconstruction_mse and nn_dist_test_to_train do not "
                                     "depend on the seed: one value, std 0",
             "time_s_by_stage": {s: round(v, 2) for s, v in times.items()},
-            "wall_time_s": round(time.perf_counter() - start, 2), "git_commit": checkpoint.git_commit(),
+            "wall_time_s": round(time.perf_counter() - start, 2), "git_commit": folder.git_commit(),
         },
         "metrics": out,
         "reference": reference,
@@ -267,9 +268,9 @@ def evaluate_run(
     if write:
         from core.images import make_grid
 
-        checkpoint.write_png(run_path / NEAREST_PNG, make_grid(nearest_grid.numpy(), nrow=NEAREST_COUNT))
-        stored = checkpoint.read_metrics(run_path) or {}
-        checkpoint.write_metrics(run_path, {**stored, "evaluation": evaluation})
+        folder.write_png(run_path / NEAREST_PNG, make_grid(nearest_grid.numpy(), nrow=NEAREST_COUNT))
+        stored = schemas.read_metrics(run_path) or {}
+        folder.write_metrics(run_path, {**stored, "evaluation": evaluation})
     return evaluation
 
 

@@ -2,7 +2,7 @@
 
 A run goes up as its data files only (*.safetensors, *.json, *.png, *.npz: tensors, JSON and images, never
 pickles or code, nothing hidden) plus a generated model card. It comes down into a hidden staging folder
-beside its destination that must pass core.checkpoint.load_run (core.validate's checks, then strict
+beside its destination that must pass core.run.folder.load_run (every check of core.run, then strict
 loading) before it is renamed into place, so a bad, oversized or half-downloaded run is never visible.
 Tokens come from the argument, HF_TOKEN or the cached login (`hf auth login`) and are never printed:
 every hub error is re-raised as HubError with tokens masked.
@@ -18,8 +18,10 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from core import datasets, families, machine_paths, validate
-from core.checkpoint import CheckpointError, Run, list_runs, load_run, move_into_place, run_path
+from core import datasets, families, machine_paths
+from core.run import reading
+from core.run.folder import Run, load_run, move_into_place
+from core.run.layout import CheckpointError, list_runs, run_path
 
 ALLOWED = ("*.safetensors", "*.json", "*.png", "*.npz")  # the hub's allow_patterns ('*' spans folders)
 SUFFIXES = {".safetensors", ".json", ".png", ".npz"}
@@ -129,7 +131,7 @@ def model_card(run: Run, repo_id: str):
     lines += ["## How to load", "",
               "With this project's `core` package (strict loading: every file is checked):", "", "```bash",
               f"python -m core pull {repo_id} --root checkpoints", f"python -m core show {name}", "```", "",
-              "```python", "from core.checkpoint import load_run", "from core.hub import pull_run", "",
+              "```python", "from core.run.folder import load_run", "from core.hub import pull_run", "",
               f'run = load_run(pull_run("{repo_id}", "checkpoints"))', "run.model  # the nn.Module, in eval mode",
               "```", ""]
     if family.paper:
@@ -220,8 +222,8 @@ def pull_run(repo_id: str, runs_root: str | os.PathLike, name: str | None = None
     files = shareable_files(snapshot, follow_links=True)
     if not files:
         raise HubError(f"could not pull {repo_id}: it holds no run files ({', '.join(ALLOWED)})")
-    for rel in files:  # sizes before copying: the checks of core.validate would refuse these anyway
-        size, limit = (snapshot / rel).stat().st_size, validate.limit_for(rel.name)
+    for rel in files:  # sizes before copying: the checks of core.run would refuse these anyway
+        size, limit = (snapshot / rel).stat().st_size, reading.limit_for(rel.name)
         if size > limit:
             raise HubError(f"refusing {repo_id}: {rel.as_posix()} is {size:,} bytes, over the limit of {limit:,}")
 
@@ -231,7 +233,7 @@ def pull_run(repo_id: str, runs_root: str | os.PathLike, name: str | None = None
     try:
         _copy(snapshot, tmp, files)
         try:
-            load_run(tmp, label=repo_id)  # core.validate.check_run, then strict loading
+            load_run(tmp, label=repo_id)  # core.run.folder.check_run, then strict loading
         except CheckpointError as err:
             raise HubError(f"refusing {repo_id}: the pulled run fails strict loading: {err}") from None
         move_into_place(tmp, dest)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import torch
 
-from core import checkpoint, data, datasets, embed, families
+from core import data, datasets, embed, families
 from core.models import build_model
-from core.run_config import DataRecord, RunConfig
+from core.run import folder, layout
+from core.run.config import DataRecord, RunConfig
 from core.train import TrainConfig, fit, resolve_device, seed_everything
 
 
@@ -52,7 +53,7 @@ def train_run(
     cfg = train_config or TrainConfig()
     out = Path(out)
     if out.exists() and not overwrite:
-        raise checkpoint.CheckpointError(f"{out} exists; choose another --out or pass --overwrite")
+        raise layout.CheckpointError(f"{out} exists; choose another --out or pass --overwrite")
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     family = families.get(kind)
@@ -75,7 +76,7 @@ def train_run(
     if cfg.keep_best and probe is None:
         raise ValueError("keep_best needs a quality classifier (the per-epoch score it keeps the best of)")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    commit = checkpoint.git_commit()  # the code that trains, read now: the tree may move on during a long run
+    commit = folder.git_commit()  # the code that trains, read now: the tree may move on during a long run
     result = fit(model, train, test, cfg, on_step=on_step, on_epoch=on_epoch, quality=probe)
     # training after the main loop (a GAN's encoder, against the kept generator)
     t = time.perf_counter()
@@ -101,7 +102,7 @@ def train_run(
         parameters=sum(p.numel() for p in model.parameters()),
         dataset=data_info,
         seed=cfg.seed,
-        device=checkpoint.device_name(device),
+        device=folder.device_name(device),
         started=started,
         wall_time_s=result["wall_time_s"],
         train_time_s=result["train_time_s"],
@@ -113,10 +114,10 @@ def train_run(
                     if embeddings is not None else None),
         epochs_completed=len(result["history"]["epochs"]["epoch"]),
         stopped_early=result["stopped_early"],
-        versions=checkpoint.versions(),
+        versions=folder.versions(),
         git_commit=commit,
     )
-    return checkpoint.save_run(out, model, config.to_dict(), result["history"], result["grids"], embeddings,
+    return folder.save_run(out, model, config.to_dict(), result["history"], result["grids"], embeddings,
                                metrics, overwrite=overwrite)
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import paths
 from dashboard import components as ui
-from dashboard import data, share
+from dashboard import runs, share
 
 HERE = Path(__file__).parent
 # a local favicon: a ":material/...:" icon would be fetched from fonts.gstatic.com (the app works offline)
@@ -16,7 +17,7 @@ st.set_page_config(page_title="GAN vs VAE", page_icon=str(HERE / "favicon.png"),
 
 def broken_runs_card() -> None:
     """Runs whose config.json fails the check cannot go in a picker: one error card lists them on every page."""
-    broken = data.broken_runs()
+    broken = runs.broken_runs()
     if broken:
         lines = [f"- {ui.code(r.name)}: {ui.code(r.error[:300])}" for r in broken[:20]]
         more = f"\n\n…and {len(broken) - 20} more." if len(broken) > 20 else ""
@@ -26,21 +27,21 @@ def broken_runs_card() -> None:
 
 def pick(kind: str, dataset: str | None) -> None:
     """Sidebar select box for one model kind; defaults to the committed <dataset>-<kind> run."""
-    runs = data.runs_of(kind, dataset)
+    choices = runs.runs_of(kind, dataset)
     key = f"pick_{kind}"
-    paths = [r.path for r in runs]
-    if not paths:
-        st.sidebar.warning(f"No {data.LABELS[kind]} run for this dataset.")
+    options = [r.path for r in choices]
+    if not options:
+        st.sidebar.warning(f"No {runs.LABELS[kind]} run for this dataset.")
         st.session_state.pop(key, None)
         return
-    if st.session_state.get(key) not in paths:  # first render, or another data set: the URL's run, else the default
-        shared = share.from_url(kind, share.choice(runs, names=lambda r: r.name))  # ?vae=<run folder name>
-        default = next((r.path for r in runs if r.name == f"{dataset}-{kind}"),
-                       next((r.path for r in runs if not r.error), paths[0]))
+    if st.session_state.get(key) not in options:  # first render, or another data set: the URL's run, else the default
+        shared = share.from_url(kind, share.choice(choices, names=lambda r: r.name))  # ?vae=<run folder name>
+        default = next((r.path for r in choices if r.name == f"{dataset}-{kind}"),
+                       next((r.path for r in choices if not r.error), options[0]))
         st.session_state[key] = shared.path if shared else default
-    labels = {r.path: r.label + (" ⚠" if r.error else "") for r in runs}
-    folder = next(f"{Path(r.path).parent.name}/{r.name}" for r in runs if r.path == st.session_state[key])
-    st.sidebar.selectbox(f"{data.LABELS[kind]} run", paths, key=key, format_func=labels.get,
+    labels = {r.path: r.label + (" ⚠" if r.error else "") for r in choices}
+    folder = next(f"{Path(r.path).parent.name}/{r.name}" for r in choices if r.path == st.session_state[key])
+    st.sidebar.selectbox(f"{runs.LABELS[kind]} run", options, key=key, format_func=labels.get,
                          help=f"Run folder: {ui.code(folder)}")
     share.publish(key, None, param=kind, encode=lambda path: Path(path).name)  # the folder name, never the path
 
@@ -60,16 +61,16 @@ pages = {
 }
 
 with ui.guarded("in the sidebar"):
-    for message in data.hub_messages():
+    for message in runs.hub_messages():
         st.sidebar.caption(ui.text(ui.short_paths(message)))  # "pulled USER/run into checkpoints/run": no machine paths
     broken_runs_card()
 
-    if not data.datasets():  # no loadable VAE or GAN run
+    if not runs.datasets():  # no loadable VAE or GAN run
         pages["Compare"] = [st.Page(HERE / "views/no_runs.py", title="Get started", icon=":material/info:",
                                     default=True)]
     else:
         st.sidebar.title("GAN vs VAE")
-        options = data.datasets()
+        options = runs.datasets()
         # A visitor's run that just finished on the Retrain page (one run), or a pair picked on the Runs page
         # (a list): select its data set and the runs themselves.
         wanted = st.session_state.pop("select_run", None)
@@ -81,9 +82,9 @@ with ui.guarded("in the sidebar"):
             st.session_state.pop("dataset", None)
         dataset = share.widget(st.sidebar.selectbox, "Dataset", options, key="dataset",
                                default="mnist" if "mnist" in options else options[0], parse=share.choice(options))
-        for kind in data.KINDS:  # one picker per compared family (core.families)
+        for kind in runs.KINDS:  # one picker per compared family (core.families)
             pick(kind, dataset)
-        st.sidebar.caption(f"Runs from `{data.checkpoint_dir().name}/` and `{data.runs_dir().name}/`.")
+        st.sidebar.caption(f"Runs from `{paths.checkpoints_dir().name}/` and `{paths.runs_dir().name}/`.")
 
 page = st.navigation(pages)
 with ui.guarded("on this page"):

@@ -1,4 +1,5 @@
-"""Reusable widgets: image grids, Plotly charts and cards. No disk access, no torch."""
+"""Reusable widgets: image grids, Plotly charts and cards. No disk access of their own (errors are logged and
+the picked runs read through dashboard.runs)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import families
+from dashboard import runs, share
 
 COLORS = families.Attr("color")  # each family's colour, from its record (core.families)
 # ten well-separated colours for digit classes (Plotly's D3 palette)
@@ -26,9 +28,7 @@ def guarded(where: str):
     try:
         yield
     except Exception:
-        from dashboard import data
-
-        ref = data.log_error(f"rendering {where}")
+        ref = runs.log_error(f"rendering {where}")
         st.error(f"Something went wrong {where} (reference `{ref}`). The other pages keep working; "
                  "the server log has the details under this reference.", icon=":material/error:")
 
@@ -36,14 +36,12 @@ def guarded(where: str):
 def picked_runs() -> tuple[dict, list[str]]:
     """The sidebar's run per compared family, and the families whose run loads; an error card for each that
     does not (a family is never dropped silently)."""
-    from dashboard import data
-
-    runs = {k: data.selected(k) for k in data.KINDS}
-    errors = {k: data.check_run(r) for k, r in runs.items()}
-    for k in data.KINDS:
+    picked = {k: runs.selected(k) for k in runs.KINDS}
+    errors = {k: runs.check_run(r) for k, r in picked.items()}
+    for k in runs.KINDS:
         if errors[k]:
-            error_card(f"{data.LABELS[k]} run {text(runs[k].name) if runs[k] else ''}", errors[k])
-    return runs, [k for k in data.KINDS if not errors[k]]
+            error_card(f"{runs.LABELS[k]} run {text(picked[k].name) if picked[k] else ''}", errors[k])
+    return picked, [k for k in runs.KINDS if not errors[k]]
 
 
 def image_grid(img: np.ndarray, caption: str | None = None, download: str | None = None) -> None:
@@ -51,8 +49,6 @@ def image_grid(img: np.ndarray, caption: str | None = None, download: str | None
     download button under it."""
     st.image(img, caption=caption, clamp=True, width="content")
     if download:
-        from dashboard import share
-
         share.download_png(img, download)
 
 

@@ -26,8 +26,8 @@ import numpy as np
 import streamlit as st
 
 from core import names as run_names
-from core import validate
-from core.validate import CheckpointError
+from core.run import layout, reading
+from core.run.layout import CheckpointError
 
 MAX_PARAM = 200  # characters: a longer query value is ignored
 Parser = Callable[[str], Any]  # raises ValueError (or returns None) for a value it refuses
@@ -179,8 +179,8 @@ def download_png(img: np.ndarray, file_name: str, key: str | None = None) -> Non
 
 
 def file_bytes(path: str | os.PathLike) -> bytes:
-    """A run file's bytes: no symbolic link, a regular file, within its size limit (core.validate)."""
-    f, size = validate.open_regular(Path(path), Path(path).name)
+    """A run file's bytes: no symbolic link, a regular file, within its size limit (core.run.reading)."""
+    f, size = reading.open_regular(Path(path), Path(path).name)
     with f:
         return f.read(size)
 
@@ -201,9 +201,9 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "run"
 
 
-RUN_FILES = (validate.CONFIG, validate.HISTORY, validate.METRICS, validate.WEIGHTS, validate.EMBEDDINGS,
-             validate.NEAREST)
-MAX_ZIP_BYTES = 256 * validate.MiB  # all files of a run together, before compression
+RUN_FILES = (layout.CONFIG, layout.HISTORY, layout.METRICS, layout.WEIGHTS, layout.EMBEDDINGS,
+             layout.NEAREST)
+MAX_ZIP_BYTES = 256 * reading.MiB  # all files of a run together, before compression
 
 
 SAMPLE_NAME = re.compile(r"epoch_\d{1,6}\.png")  # the grids training writes; nothing else goes in a zip
@@ -230,23 +230,23 @@ def run_members(path: str | os.PathLike) -> list[tuple[str, Path]]:
     if run_names.problem(root.name):
         raise CheckpointError(f"{root.name!r}: {run_names.problem(root.name)}")
     members = [(name, root / name) for name in RUN_FILES if _own_file(root / name)]
-    samples = root / validate.SAMPLES
+    samples = root / layout.SAMPLES
     try:
         samples_mode = os.lstat(samples).st_mode
     except OSError:
         samples_mode = 0
     if stat.S_ISDIR(samples_mode):  # a real folder, not a link to one
         pngs = sorted(e.name for e in os.scandir(samples) if e.name.endswith(".png"))
-        if len(pngs) > validate.MAX_SAMPLE_GRIDS:
-            raise CheckpointError(f"{root.name}/samples: more than {validate.MAX_SAMPLE_GRIDS} images")
-        members += [(f"{validate.SAMPLES}/{n}", samples / n) for n in pngs
+        if len(pngs) > reading.MAX_SAMPLE_GRIDS:
+            raise CheckpointError(f"{root.name}/samples: more than {reading.MAX_SAMPLE_GRIDS} images")
+        members += [(f"{layout.SAMPLES}/{n}", samples / n) for n in pngs
                     if SAMPLE_NAME.fullmatch(n) and _own_file(samples / n)]
     return members
 
 
 def run_zip(path: str | os.PathLike, limit: int = MAX_ZIP_BYTES) -> bytes:
     """The run folder as a zip built in memory, its files under `<run name>/`. Each file is opened without
-    following links and read within its own size limit (core.validate); raises CheckpointError when a file
+    following links and read within its own size limit (core.run.reading); raises CheckpointError when a file
     is over its limit or the run is over `limit` bytes in all."""
     root = Path(path)
     members = run_members(root)
@@ -254,7 +254,7 @@ def run_zip(path: str | os.PathLike, limit: int = MAX_ZIP_BYTES) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name, file in members:
-            f, size = validate.open_regular(file, f"{root.name}/{name}")
+            f, size = reading.open_regular(file, f"{root.name}/{name}")
             with f:
                 if os.fstat(f.fileno()).st_nlink != 1:  # linked since it was listed: the same check, on what is read
                     raise CheckpointError(f"{root.name}/{name}: is a hard link; a run holds its own files only")
@@ -349,7 +349,7 @@ def download_run(path: str | os.PathLike, name: str, key: str) -> None:
         except (CheckpointError, OSError) as err:  # changed since: a short text saying why, not a traceback
             return f"{name}: the run could not be packed ({_why(err)})\n".encode()
 
-    st.download_button(f"Run folder (zip, {size / validate.MiB:.1f} MB)", data=build,
+    st.download_button(f"Run folder (zip, {size / reading.MiB:.1f} MB)", data=build,
                        file_name=f"{safe_name(name)}.zip", mime="application/zip", icon=":material/folder_zip:",
                        on_click="ignore", key=key,
                        help="config.json, model.safetensors, history.json, metrics.json, embeddings.npz and the "

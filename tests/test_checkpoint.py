@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from core import checkpoint
 from core.__main__ import main
-from core.checkpoint import CheckpointError, list_runs, load_model, load_run, run_path
+from core.run import schemas
+from core.run.folder import load_model, load_run
+from core.run.layout import CheckpointError, list_runs, run_path
 
 from .conftest import make_tiny_run
 
@@ -32,6 +33,25 @@ def test_round_trip(tiny_runs):
         again = load_model(tiny_runs / f"mnist-{kind}")
         assert torch.equal(r.model.sample(z), again.sample(z))
     assert list_runs(tiny_runs) == ["mnist-gan", "mnist-vae"]
+
+
+def test_load_run_reads_and_checks_each_file_once(run, monkeypatch):
+    """One load, one check per file: the weights' header and embeddings.npz are not checked again by the loaders."""
+    from core.run import folder, formats, reading
+
+    opened = []
+    real_open = reading.open_regular
+
+    def spy(file, rel, limit=None):
+        opened.append(file.name)
+        return real_open(file, rel, limit)
+
+    for module in (reading, formats, schemas, folder):
+        monkeypatch.setattr(module, "open_regular", spy)
+    loaded = load_run(run)
+    assert loaded.embeddings is not None and set(loaded.embeddings) >= {"codes", "tsne"}
+    for name in ("config.json", "model.safetensors", "history.json", "embeddings.npz"):
+        assert opened.count(name) == 1, (name, opened)
 
 
 def test_missing_files_are_named(run):
@@ -79,24 +99,24 @@ def test_corrupt_history_and_embeddings(run):
     f = run / "embeddings.npz"
     f.write_bytes(f.read_bytes()[:200])
     with pytest.raises(CheckpointError, match=r"embeddings\.npz: corrupt or truncated"):
-        checkpoint.read_embeddings(run)
+        schemas.read_embeddings(run)
     np.savez(f, indices=np.arange(3), labels=np.arange(3), codes=np.zeros((3, 2)), tsne=np.zeros((4, 2)))
     with pytest.raises(CheckpointError, match="disagree"):
-        checkpoint.read_embeddings(run)
+        schemas.read_embeddings(run)
 
 
 def test_pickled_embeddings_are_refused(run):
     np.savez(run / "embeddings.npz", indices=np.array([{"a": 1}], dtype=object), labels=np.arange(1),
              codes=np.zeros((1, 2)), tsne=np.zeros((1, 2)))
     with pytest.raises(CheckpointError, match=r"embeddings\.npz: indices has dtype \|O: .*no pickled objects"):
-        checkpoint.read_embeddings(run)
+        schemas.read_embeddings(run)
 
 
 def test_interrupted_save_leaves_no_run(tmp_path, splits, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoint.np, "savez_compressed", boom)
+    monkeypatch.setattr(np, "savez_compressed", boom)
     with pytest.raises(KeyboardInterrupt):
         make_tiny_run("vae", tmp_path / "run", splits, epochs=1)
     assert list(tmp_path.iterdir()) == []  # neither the run nor its temporary folder
@@ -129,7 +149,7 @@ def test_cli_show_and_list(tiny_runs, run, capsys):
 
 
 def test_embeddings_carry_the_test_digits(tiny_runs, splits):
-    emb = checkpoint.read_embeddings(tiny_runs / "mnist-vae")
+    emb = schemas.read_embeddings(tiny_runs / "mnist-vae")
     test_images, test_labels = splits[1]
     assert emb["images"].shape == (64, 28, 28) and emb["images"].dtype == np.uint8
     assert np.array_equal(emb["images"], test_images[emb["indices"], 0].numpy())
@@ -143,7 +163,7 @@ def test_embeddings_carry_the_test_digits(tiny_runs, splits):
     (1, "/data", None),  # format 1 had the path: read, and the path dropped
 ])
 def test_config_format_is_checked(tiny_runs, tmp_path, fmt, root, error):
-    from core.checkpoint import read_config
+    from core.run.schemas import read_config
 
     run = shutil.copytree(tiny_runs / "mnist-vae", tmp_path / "run")
     cfg = json.loads((run / "config.json").read_text())

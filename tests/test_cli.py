@@ -68,7 +68,7 @@ def test_show_and_list_find_retrained_runs(tmp_path, tiny_runs, monkeypatch, cap
     runs = tmp_path / "runs"
     shutil.copytree(tiny_runs / "mnist-gan", runs / "ui-gan-mnist-1")
     monkeypatch.setenv("RUNS_DIR", str(runs))
-    monkeypatch.chdir(tmp_path)  # the default --root checkpoints/ does not exist here
+    monkeypatch.setenv("CHECKPOINT_DIR", str(tmp_path / "checkpoints"))  # the default --root, absent for now
     assert main(["show", "ui-gan-mnist-1"]) == 0
     assert "GAN on mnist" in capsys.readouterr().out
     assert main(["show", "missing-run", "--root", str(tiny_runs)]) == 2
@@ -115,3 +115,14 @@ def test_every_make_bench_command_starts():
         args = [a for a in args if "$(" not in a and a != "--data-dir"]
         out = subprocess.run([sys.executable, *args, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, (args, out.stderr[-500:])
+
+
+def test_the_cli_finds_retrained_runs_on_persistent_storage(tmp_path, tiny_runs, monkeypatch, capsys):
+    """The CLI and the dashboard resolve the retrained runs' folder alike (core.paths): with no $RUNS_DIR, a
+    writable $PERSISTENT_DIR (a Space's /data) holds them."""
+    monkeypatch.delenv("RUNS_DIR", raising=False)
+    monkeypatch.setenv("PERSISTENT_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    shutil.copytree(tiny_runs / "mnist-gan", tmp_path / "data" / "runs" / "ui-gan-mnist-2")
+    assert main(["show", "ui-gan-mnist-2"]) == 0
+    assert "GAN on mnist" in capsys.readouterr().out

@@ -91,11 +91,11 @@ def test_an_uploaded_digit_is_read_reconstructed_scored_and_placed(explore):
 
 def test_drawing_is_prepared_like_mnist_and_its_nats_match_core(explore, tiny_runs):
     from core.explore import neg_elbo, prepare, to_grey
-    from dashboard import data
+    from dashboard import runs
 
     at = upload(explore, one())
     digit = np.round(prepare(to_grey(np.asarray(Image.open(io.BytesIO(one())).convert("RGBA")))) * 255)
-    expect = neg_elbo(data.model(str(tiny_runs / "mnist-vae")), digit[None].astype(np.uint8), samples=4)
+    expect = neg_elbo(runs.model(str(tiny_runs / "mnist-vae")), digit[None].astype(np.uint8), samples=4)
     shown = float(next(m for m in at.metric if "ELBO" in m.label).value.split()[0])
     assert shown == pytest.approx(expect["neg_elbo"][0], abs=0.051)
 
@@ -273,11 +273,11 @@ def test_dark_ink_on_a_transparent_background_is_read():
 def test_fashion_mnist_speaks_of_items_and_prepares_them_as_fashion_mnist_did(monkeypatch, tmp_path):
     """Fashion-MNIST's images fill the field (longest edge resized to 28, Xiao et al. 2017), MNIST's digits a
     20x20 box; the page names what the data set holds, not digits."""
-    from dashboard import data
+    from dashboard import explore_cache
 
     trousers = np.zeros((300, 120), np.uint8)
     trousers[20:280, 10:110] = 255
-    rows = {name: np.flatnonzero(data.image_to_digit(trousers, name).max(axis=1) > 0).size
+    rows = {name: np.flatnonzero(explore_cache.image_to_digit(trousers, name).max(axis=1) > 0).size
             for name in ("mnist", "fashion-mnist")}
     assert rows == {"mnist": 20, "fashion-mnist": 28}
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data"))
@@ -293,7 +293,7 @@ def test_fashion_mnist_speaks_of_items_and_prepares_them_as_fashion_mnist_did(mo
 
 
 def test_a_phone_photo_is_turned_upright_by_its_exif_orientation():
-    from dashboard import data
+    from dashboard import explore_cache
 
     img = np.full((100, 200), 255, np.uint8)  # stored landscape, shown portrait: EXIF orientation 6 (90° CW)
     img[45:55, 20:180] = 0  # a stroke along the stored image's width: upright, it runs top to bottom
@@ -301,17 +301,17 @@ def test_a_phone_photo_is_turned_upright_by_its_exif_orientation():
     exif[0x0112] = 6
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", exif=exif)
-    assert data.read_image(buf.getvalue()).shape[:2] == (200, 100)
+    assert explore_cache.read_image(buf.getvalue()).shape[:2] == (200, 100)
 
 
 def test_an_error_inside_the_drawing_fragment_is_a_message_and_the_page_stays(explore, monkeypatch):
     """The drawing section reruns on its own (a fragment), outside the page's guard in app.py: it has its own."""
-    from dashboard import data
+    from dashboard import sampling
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(data, "reconstruct", broken)
+    monkeypatch.setattr(sampling, "reconstruct", broken)
     at = explore
     at.file_uploader(key="ex_upload").set_value(("digit.png", seven(), "image/png")).run()
     assert not at.exception, [e.value for e in at.exception]

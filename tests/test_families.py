@@ -16,10 +16,12 @@ from torch import nn
 
 from core import datasets, families
 from core.__main__ import build_parser, main
-from core.checkpoint import CheckpointError, load_run, read_config
 from core.data import synthetic_split
 from core.evaluate import evaluate_run
 from core.models.base import GenerativeModel
+from core.run.folder import load_run
+from core.run.layout import CheckpointError
+from core.run.schemas import read_config
 
 from .test_dashboard import plain
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from core.checkpoint import load_model, read_config, read_history
 from core.models import build_model
 from core.models.gan import GAN, LEGACY, GANConfig, MinibatchStd
+from core.run.folder import load_model
+from core.run.schemas import read_config, read_history
 from core.train import TrainConfig, fit
 
 from .conftest import REPO, TINY, make_tiny_run
@@ -61,7 +62,7 @@ def test_ema_weights_are_saved_and_strictly_reloaded(tmp_path, splits):
     from safetensors.torch import save_file
 
     save_file(tensors, str(run / "model.safetensors"))
-    from core.checkpoint import CheckpointError
+    from core.run.layout import CheckpointError
 
     with pytest.raises(CheckpointError, match="generator_ema"):
         load_model(run)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from core.checkpoint import list_runs, load_run
 from core.jobs import Caps, JobBusy, NotOwner, owner_id
 from core.jobs import backends as jobs_backends
 from core.jobs.backends import hf_jobs
+from core.run.folder import load_run
+from core.run.layout import list_runs
 from tests.fake_hf_jobs import TOKEN, FakeJobs
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import validate
 from core.__main__ import main
-from core.checkpoint import CheckpointError, load_run
+from core.run import folder, formats, reading, schemas
+from core.run.folder import load_run
+from core.run.layout import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = REPO / "checkpoints" / "mnist-vae"
@@ -112,7 +113,7 @@ def png_header(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return (validate.PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    return (formats.PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
 
 
@@ -166,7 +167,7 @@ CASES = {
                                                                      '"parameters": ' + "9" * 5000)),
     "config-deep-nesting": ("config.json", lambda r, o: (r / "config.json").write_text("[" * 60000)),
     "config-oversized": ("config.json", lambda r, o: (r / "config.json").write_text(
-        (r / "config.json").read_text() + " " * (validate.MAX_BYTES["config.json"] + 1))),
+        (r / "config.json").read_text() + " " * (reading.MAX_BYTES["config.json"] + 1))),
     "config-symlink": ("config.json", lambda r, o: link_outside(r, "config.json", o)),
     "config-not-object": ("config.json", lambda r, o: (r / "config.json").write_text("[1, 2, 3]")),
     # history.json
@@ -175,9 +176,9 @@ CASES = {
     "history-column-not-list": ("history.json", lambda r, o: edit_json(
         r, "history.json", lambda h: h["steps"].update(kl={"a": 1}))),
     "history-too-long": ("history.json", lambda r, o: (r / "history.json").write_text(json.dumps(
-        {"steps": {"step": [0] * (validate.MAX_HISTORY_POINTS + 1)}, "epochs": {}}))),
+        {"steps": {"step": [0] * (reading.MAX_HISTORY_POINTS + 1)}, "epochs": {}}))),
     "history-oversized": ("history.json", lambda r, o: os.truncate(r / "history.json",
-                                                                    validate.MAX_BYTES["history.json"] + 1)),
+                                                                    reading.MAX_BYTES["history.json"] + 1)),
     "history-symlink": ("history.json", lambda r, o: link_outside(r, "history.json", o)),
     "history-fifo": ("history.json", lambda r, o: _mkfifo(r, "history.json")),
     # metrics.json
@@ -189,7 +190,7 @@ CASES = {
     "metrics-symlink": ("metrics.json", lambda r, o: link_outside(r, "metrics.json", o)),
     # model.safetensors
     "weights-many-tensors": ("model.safetensors", lambda r, o: (r / "model.safetensors").write_bytes(
-        many_tensors(validate.MAX_TENSORS + 1))),
+        many_tensors(reading.MAX_TENSORS + 1))),
     "weights-header-oversized": ("model.safetensors", lambda r, o: (r / "model.safetensors").write_bytes(
         many_tensors(25_000))),
     "weights-header-length-lie": ("model.safetensors", lambda r, o: (r / "model.safetensors").write_bytes(
@@ -197,11 +198,11 @@ CASES = {
     "weights-shape-lie": ("model.safetensors", lambda r, o: _shape_lie(r)),
     "weights-renamed-tensor": ("model.safetensors", lambda r, o: _renamed_tensor(r)),
     "weights-oversized-sparse": ("model.safetensors", lambda r, o: os.truncate(
-        r / "model.safetensors", validate.MAX_BYTES["model.safetensors"] + 1)),
+        r / "model.safetensors", reading.MAX_BYTES["model.safetensors"] + 1)),
     "weights-symlink": ("model.safetensors", lambda r, o: link_outside(r, "model.safetensors", o)),
     # embeddings.npz
     "npz-bomb": ("embeddings.npz", lambda r, o: write_bomb_npz(r / "embeddings.npz",
-                                                                validate.MAX_NPZ_MEMBER // 128 + 1)),
+                                                                reading.MAX_NPZ_MEMBER // 128 + 1)),
     "npz-pickle": ("embeddings.npz", lambda r, o: _npz_members(r, labels=npy_bytes(np.array([{"a": 1}] * 2000)))),
     "npz-shape-lie": ("embeddings.npz", lambda r, o: _npz_members(r, codes=npy_header((10**9, 32)) + bytes(256))),
     "npz-many-members": ("embeddings.npz", lambda r, o: write_npz_raw(
@@ -220,7 +221,7 @@ CASES = {
     "samples-symlink": ("samples", lambda r, o: (shutil.move(r / "samples", o / "samples"),
                                                   os.symlink(o / "samples", r / "samples"))),
     "folder-too-many-entries": ("more than", lambda r, o: [(r / f"junk{i}.txt").touch()
-                                                           for i in range(validate.MAX_ENTRIES + 1)]),
+                                                           for i in range(reading.MAX_ENTRIES + 1)]),
 }
 # the run folder itself a link to a (good) run elsewhere
 FOLDER_LINK = "folder-symlink"
@@ -274,7 +275,7 @@ def test_show_refuses_each_hostile_folder(hostile_root, name, capsys):
 @pytest.mark.parametrize("name", ALL)
 def test_check_run_and_load_run_agree(hostile_root, name):
     with pytest.raises(CheckpointError) as checked:
-        validate.check_run(hostile_root / name)
+        folder.check_run(hostile_root / name)
     with pytest.raises(CheckpointError) as loaded:
         load_run(hostile_root / name)
     assert str(checked.value) == str(loaded.value)
@@ -299,20 +300,20 @@ def test_limits_are_checked_before_reading(tmp_path, monkeypatch):
     real_read = zipfile.ZipExtFile.read
     monkeypatch.setattr(zipfile.ZipExtFile, "read", lambda self, n=-1: reads.append(n) or real_read(self, n))
     with pytest.raises(CheckpointError, match="expands to"):
-        validate.check_run(bomb)
+        folder.check_run(bomb)
     assert all(n is not None and 0 <= n <= 4096 for n in reads)  # .npy headers only, never a whole member
     big = make_case("weights-header-oversized", tmp_path, outside)
     opened = []
-    real_open = validate.open_regular
+    real_open = reading.open_regular
 
     def spy(file, rel, limit=None):
         f, size = real_open(file, rel, limit)
         opened.append(f)
         return f, size
 
-    monkeypatch.setattr(validate, "open_regular", spy)
+    monkeypatch.setattr(schemas, "open_regular", spy)  # check_weights opens the weights
     with pytest.raises(CheckpointError, match="header of .* over the limit"):
-        validate.check_weights(big, validate.read_config(big))
+        schemas.check_weights(big, schemas.read_config(big))
     assert opened[-1].closed
 
 
@@ -337,11 +338,11 @@ def test_any_model_config_the_class_accepts_is_accepted(tmp_path):
     vae_cls, gan_cls = families.get("vae").config_class(), families.get("gan").config_class()
     cfg = json.loads((GOOD / "config.json").read_text())
     for f in dataclasses.fields(vae_cls):
-        assert validate.model_config("vae", {f.name: getattr(vae_cls(), f.name)})
+        assert schemas.model_config("vae", {f.name: getattr(vae_cls(), f.name)})
     with pytest.raises(CheckpointError, match="latent_dim"):
-        validate.model_config("vae", {**cfg["model_config"], "latent_dim": 10**6})
+        schemas.model_config("vae", {**cfg["model_config"], "latent_dim": 10**6})
     gan_fields = {f.name for f in dataclasses.fields(gan_cls)}
-    assert validate.model_config("gan", {k: getattr(gan_cls(), k) for k in gan_fields})
+    assert schemas.model_config("gan", {k: getattr(gan_cls(), k) for k in gan_fields})
 
 
 # --- the dashboard ----------------------------------------------------------------------------------------
@@ -374,12 +375,12 @@ def test_every_page_renders_beside_hostile_runs(monkeypatch, tmp_path, tiny_runs
 
 
 def test_picking_a_hostile_run_shows_its_error_card_on_every_page(monkeypatch, tiny_runs, hostile_root):
-    from dashboard import data
+    from dashboard import runs
 
     from .test_dashboard import goto, open_app
 
     at = open_app(monkeypatch, hostile_root, runs=tiny_runs)
-    pickable = [r for r in data.runs_of("vae", "mnist") if r.error]
+    pickable = [r for r in runs.runs_of("vae", "mnist") if r.error]
     assert len(pickable) > 20  # every hostile run whose config.json is sound is filed under VAE / mnist
     for info in pickable:
         at.selectbox(key="pick_vae").set_value(info.path).run()
@@ -392,7 +393,7 @@ def test_picking_a_hostile_run_shows_its_error_card_on_every_page(monkeypatch, t
 
 
 def test_a_bad_run_is_checked_once_not_per_page_view(monkeypatch, tmp_path, tiny_runs):
-    from core import checkpoint
+    from core.run import folder
 
     from .test_dashboard import goto, open_app
 
@@ -400,20 +401,20 @@ def test_a_bad_run_is_checked_once_not_per_page_view(monkeypatch, tmp_path, tiny
     shutil.copytree(tiny_runs, root)
     bad = make_case("npz-bomb", root, tmp_path / "outside")
     calls = []
-    real = checkpoint.check_run
-    monkeypatch.setattr(checkpoint, "check_run", lambda path, label=None: calls.append(Path(path).name)
+    real = folder.check_run
+    monkeypatch.setattr(folder, "check_run", lambda path, label=None: calls.append(Path(path).name)
                         or real(path, label))
     at = open_app(monkeypatch, root)
     at.selectbox(key="pick_vae").set_value(str(bad)).run()
     for page in PAGES * 2:
         goto(at, page)
-    from dashboard import data
+    from dashboard import runs
 
-    data._catalog.clear()  # the 5 s catalogue expires: the run is stamped again, not checked again
+    runs._catalog.clear()  # the 5 s catalogue expires: the run is stamped again, not checked again
     goto(at, "overview")
     assert calls.count("npz-bomb") == 1
     (bad / "embeddings.npz").write_bytes((tiny_runs / "mnist-vae" / "embeddings.npz").read_bytes())
-    data._catalog.clear()
+    runs._catalog.clear()
     goto(at, "overview")
     assert calls.count("npz-bomb") == 2  # a changed file is a new stamp: checked again (and now fails on latent size)
 
@@ -427,7 +428,7 @@ def test_streamlit_shows_no_error_details():
 def test_an_unexpected_page_error_is_a_short_message_with_a_reference(monkeypatch, tiny_runs):
     import logging
 
-    from dashboard import data
+    from dashboard import runs
 
     from .test_dashboard import goto, open_app
 
@@ -436,7 +437,7 @@ def test_an_unexpected_page_error_is_a_short_message_with_a_reference(monkeypatc
     def boom(path):
         raise RuntimeError(f"unexpected failure in {secret}")
 
-    monkeypatch.setattr(data, "facts", boom)
+    monkeypatch.setattr(runs, "facts", boom)
     records = []
     handler = logging.Handler()
     handler.emit = records.append

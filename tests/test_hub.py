@@ -16,8 +16,9 @@ from huggingface_hub.errors import RepositoryNotFoundError
 
 from core import hub
 from core.__main__ import build_parser
-from core.checkpoint import list_runs, load_run
 from core.hub import HubError, model_card, pull_missing, pull_run, push_run
+from core.run.folder import load_run
+from core.run.layout import list_runs
 
 SECRET = "hf_SENTINELsentinel0123456789abcd"  # shaped like a real token; must never be shown
 RUN_FILES = {"config.json", "model.safetensors", "history.json", "metrics.json", "embeddings.npz",
@@ -320,7 +321,7 @@ def test_redact():
 @pytest.mark.parametrize("case", ["config-dataset-string", "config-unknown-dataset", "npz-bomb", "weights-many-tensors",
                                   "history-string-value", "png-huge-dimensions"])
 def test_pull_and_hub_runs_refuse_hostile_runs(tmp_path, fake_hub, case):
-    """The one validation (core.validate.check_run) guards pull and HUB_RUNS: the run is refused with the
+    """The one validation (core.run.folder.check_run) guards pull and HUB_RUNS: the run is refused with the
     repo and the file named, nothing is left behind, and no machine path is in the message."""
     from .test_hostile import make_case
 
@@ -441,7 +442,7 @@ def test_push_strips_png_text_chunks_and_plain_text_passes(runs, fake_hub):
 def test_png_writers_write_no_text_chunks(tmp_path):
     import numpy as np
 
-    from core.checkpoint import write_png
+    from core.run.folder import write_png
     from dashboard.share import png_bytes
 
     write_png(tmp_path / "a.png", np.zeros((8, 8), np.uint8))

@@ -16,7 +16,6 @@ import pytest
 
 from core import embed as jobs_embed
 from core import jobs
-from core.checkpoint import list_runs, load_run
 from core.jobs import (
     Caps,
     JobBusy,
@@ -33,6 +32,8 @@ from core.jobs import (
     store,
     worker,
 )
+from core.run.folder import load_run
+from core.run.layout import list_runs
 
 REPO = Path(__file__).resolve().parents[1]
 CAPS = Caps(max_lr=1.0, threads=1, embed_size=32)

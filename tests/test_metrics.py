@@ -8,10 +8,12 @@ import torch
 from PIL import Image
 
 from core import metrics
-from core.checkpoint import CheckpointError, load_model, read_metrics
 from core.evaluate import LOWER_IS_BETTER, evaluate_run
 from core.models import build_model
 from core.models.vae import bernoulli_nll
+from core.run.folder import load_model
+from core.run.layout import CheckpointError
+from core.run.schemas import read_metrics
 
 from .conftest import TINY, make_tiny_run
 

@@ -11,7 +11,7 @@ from streamlit.runtime.caching.cache_utils import CachedFunc
 from streamlit.testing.v1 import AppTest
 
 from dashboard import components as ui
-from dashboard import data
+from dashboard import explore_cache, jobs_client, runs, sampling, series, tsne
 
 from .test_jobs import wait_for
 
@@ -21,7 +21,7 @@ APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 @pytest.mark.parametrize("smoothing", [0.0, 0.3, 0.9, 0.99])
 def test_vectorised_smoothing_matches_the_loop(smoothing):
     y = np.random.default_rng(0).standard_normal(5000).cumsum()
-    np.testing.assert_allclose(data.ema(y, smoothing), ui.ema(list(y), smoothing), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(series.ema(y, smoothing), ui.ema(list(y), smoothing), rtol=1e-9, atol=1e-9)
 
 
 def test_downsampling_keeps_extremes_ends_and_order():
@@ -29,15 +29,16 @@ def test_downsampling_keeps_extremes_ends_and_order():
     y = rng.standard_normal(23_000)
     y[12_345], y[777] = 50.0, -50.0  # one-step spikes must survive
     x = np.arange(1, len(y) + 1)
-    dx, dy = data.downsample(x, y, 2000)
+    dx, dy = series.downsample(x, y, 2000)
     assert len(dx) <= 2000 and dx[0] == 1 and dx[-1] == 23_000 and np.all(np.diff(dx) > 0)
     assert dy.max() == 50.0 and dy.min() == -50.0 and np.array_equal(dy, y[dx - 1])
-    sx, sy = data.downsample(x[:500], y[:500], 2000)
+    sx, sy = series.downsample(x[:500], y[:500], 2000)
     assert np.array_equal(sx, x[:500])  # short series go out untouched
 
 
 def test_every_visitor_keyed_cache_is_bounded():
-    cached = {name: f for name, f in vars(data).items() if isinstance(f, CachedFunc)}
+    rooms = (runs, series, sampling, tsne, jobs_client, explore_cache)
+    cached = {name: f for room in rooms for name, f in vars(room).items() if isinstance(f, CachedFunc)}
     assert {"_step_series", "_load_coords", "_map2d"} <= set(cached)
     unbounded = [name for name, f in cached.items() if f._info.max_entries is None and f._info.ttl is None
                  and inspect.signature(f._info.func).parameters]  # a cache without arguments holds one entry
@@ -48,13 +49,13 @@ def test_step_series_is_smoothed_once_per_run_and_setting(tiny_runs, monkeypatch
     st.cache_data.clear()
     path = str(tiny_runs / "mnist-vae")
     calls = []
-    real = data.ema
-    monkeypatch.setattr(data, "ema", lambda y, s: calls.append(s) or real(y, s))
-    first = data.step_series(path, "neg_elbo", 0.9)
+    real = series.ema
+    monkeypatch.setattr(series, "ema", lambda y, s: calls.append(s) or real(y, s))
+    first = series.step_series(path, "neg_elbo", 0.9)
     for _ in range(5):
-        assert data.step_series(path, "neg_elbo", 0.9) == first
+        assert series.step_series(path, "neg_elbo", 0.9) == first
     assert calls == [0.9]
-    h = data.history(path)
+    h = runs.history(path)
     assert first[0] == h["steps"]["step"] and np.allclose(first[1], real(h["steps"]["neg_elbo"], 0.9))
 
 
@@ -108,4 +109,4 @@ def test_no_full_collection_of_the_import_heap_after_each_run():
                              "print(config.get_option('runner.postScriptGC'))"],
                             cwd=Path(APP).parents[1], capture_output=True, text=True, timeout=60)
     assert config.stdout.strip() == "False", config.stderr[-2000:]
-    assert gc.get_freeze_count() > 100_000  # dashboard.data is imported above: torch and streamlit are frozen
+    assert gc.get_freeze_count() > 100_000  # dashboard.runs is imported above: torch and streamlit are frozen

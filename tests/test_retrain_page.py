@@ -148,12 +148,14 @@ def test_no_data_says_so_before_start(env, monkeypatch, tmp_path):
 
 
 def test_runs_go_to_persistent_storage_when_a_space_has_it(monkeypatch, tmp_path):
-    from dashboard import data
+    from core import paths
+    from dashboard import jobs_client
 
     monkeypatch.delenv("RUNS_DIR", raising=False)
     monkeypatch.setenv("PERSISTENT_DIR", str(tmp_path / "data"))
-    assert data.runs_dir() == data.REPO / "runs"  # not mounted: the container's own (temporary) disk
+    assert paths.runs_dir() == paths.PROJECT / "runs"  # not mounted: the container's own (temporary) disk
     (tmp_path / "data").mkdir()
-    assert data.runs_dir() == tmp_path / "data" / "runs" and data.jobs_dir() == tmp_path / "data" / "runs" / ".jobs"
+    assert paths.runs_dir() == tmp_path / "data" / "runs"
+    assert jobs_client.jobs_dir() == tmp_path / "data" / "runs" / ".jobs"
     monkeypatch.setenv("RUNS_DIR", str(tmp_path / "explicit"))
-    assert data.runs_dir() == tmp_path / "explicit"
+    assert paths.runs_dir() == tmp_path / "explicit"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.checkpoint import CheckpointError
+from core.run.layout import CheckpointError
 from dashboard import share
 
 from .test_dashboard import charts, evaluated_runs, goto, images, open_app  # noqa: F401 (fixture)
@@ -83,7 +83,7 @@ def test_run_zip_holds_exactly_the_runs_files(run_copy):
             assert zf.read(name) == (run_copy.parent / name).read_bytes()
     out = run_copy.parent.parent / "unzipped"
     zipfile.ZipFile(io.BytesIO(data)).extractall(out)
-    from core.checkpoint import check_run
+    from core.run.folder import check_run
 
     check_run(out / "mnist-vae")  # the unzipped folder is a run that loads strictly
 

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from core.checkpoint import load_model
 from core.models import build_model
+from core.run.folder import load_model
 from core.runner import train_run
 from core.train import TrainConfig, TrainingDiverged, fit, make_grid
 

@@ -30,7 +30,7 @@ class Cancelled(Exception):
 
 def prune_runs(runs_dir, keep: int) -> list[str]:
     """Delete the oldest ui-* runs beyond the newest `keep`; other runs are never touched. Returns the deleted."""
-    from core.checkpoint import list_runs
+    from core.run.layout import list_runs
 
     runs_dir = Path(runs_dir)
     ui = sorted((m.group(1), int(m.group(2) or 1), name) for name in list_runs(runs_dir)
@@ -74,7 +74,7 @@ class _Progress:
 
     def on_epoch(self, p: dict) -> None:
         if p["grid"] is not None:
-            from core.checkpoint import write_png  # torch is loaded by now: this runs inside training
+            from core.run.folder import write_png  # torch is loaded by now: this runs inside training
 
             write_png(self.jobdir / store.GRID, p["grid"])
         for k, v in p["row"].items():

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data
+from dashboard import runs
 
 st.title("Concepts")
 
@@ -29,14 +29,14 @@ def balance_sentence(name: str, epochs: dict) -> str:
 
 
 def gan_run_sentence() -> str:
-    info = data.selected("gan")
-    if info is None or data.check_run(info):
+    info = runs.selected("gan")
+    if info is None or runs.check_run(info):
         return ""
-    epochs = data.history(info.path).get("epochs", {})
+    epochs = runs.history(info.path).get("epochs", {})
     if not {"epoch", "train/d_real", "train/d_fake"} <= set(epochs) or not epochs["epoch"]:
         return ""
     sentence = balance_sentence(ui.text(info.name), epochs)
-    if data.config(info.path).get("model_config", {}).get("loss") == "hinge":
+    if runs.config(info.path).get("model_config", {}).get("loss") == "hinge":
         sentence += " (This run uses the hinge loss: D outputs a score, and the curves show its sigmoid.)"
     return sentence
 
@@ -60,9 +60,9 @@ def gan_recipe_text() -> str:
         "- **Keeping the best epoch**: after every epoch 2,000 samples are scored by the evaluation classifier "
         "(Training curves → Quality over training); the run keeps the epoch with the lowest Fréchet distance.",
     ]
-    picked = data.selected("gan")
+    picked = runs.selected("gan")
     if picked is not None and not picked.error:
-        c = data.config(picked.path)
+        c = runs.config(picked.path)
         m = c.get("model_config", {})
         used = [f"loss **{m.get('loss', 'non-saturating')}**", f"D normalisation **{m.get('d_norm', 'batch')}**",
                 f"EMA decay **{m.get('ema', 0.0)}**", f"D/G learning-rate ratio **{m.get('d_lr_ratio', 1.0)}**",

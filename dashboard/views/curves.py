@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data, share
+from dashboard import runs, series, share
 
 st.title("Training curves")
 st.info("**What to look for.** The VAE's −ELBO falls steadily and flattens: one objective, one optimiser. "
@@ -23,38 +23,38 @@ smoothing = share.widget(c2.slider, "Smoothing", 0.0, 0.99, step=0.01, key="curv
 
 DASHES = ["solid", "dot", "dash", "dashdot"]
 
-for kind in data.KINDS:
-    runs = [r for r in data.runs_of(kind) if not r.error]
-    st.header(data.LABELS[kind])
-    if not runs:
-        st.warning(f"No loadable {data.LABELS[kind]} run.")
+for kind in runs.KINDS:
+    choices = [r for r in runs.runs_of(kind) if not r.error]
+    st.header(runs.LABELS[kind])
+    if not choices:
+        st.warning(f"No loadable {runs.LABELS[kind]} run.")
         continue
-    picked = data.selected(kind)
-    default = [picked.path] if picked and not picked.error else [runs[0].path]
-    names = {r.path: r.label for r in runs}
+    picked = runs.selected(kind)
+    default = [picked.path] if picked and not picked.error else [choices[0].path]
+    names = {r.path: r.label for r in choices}
     chosen = share.widget(st.multiselect, "Runs to overlay", list(names), format_func=names.get, key=f"overlay_{kind}",
-                          default=default, parse=share.names(runs),
+                          default=default, parse=share.names(choices),
                           encode=lambda paths: ",".join(Path(p).name for p in paths),  # folder names, not paths
-                          max_len=256 * len(runs))  # every run's folder name (at most 255 characters) and a comma
-    plots = data.family(kind).curves  # the panels its record names
+                          max_len=256 * len(choices))  # every run's folder name (at most 255 characters) and a comma
+    plots = runs.family(kind).curves  # the panels its record names
     cols = st.columns(max(1, len(plots)))
     for col, (title, y_title, keys) in zip(cols, plots):
-        series = []
+        traces = []
         for i, path in enumerate(chosen):
-            h = data.history(path)
+            h = runs.history(path)
             name = names[path]
             for j, (key, suffix) in enumerate(keys):
                 color = ui.CLASS_COLORS[(i * len(keys) + j) % 10]
                 if view == "per step" and key in h["steps"]:
-                    x, y = data.step_series(path, key, smoothing)  # smoothed + downsampled, cached per run
-                    series.append({"x": x, "y": y, "name": name + suffix, "color": color})
+                    x, y = series.step_series(path, key, smoothing)  # smoothed + downsampled, cached per run
+                    traces.append({"x": x, "y": y, "name": name + suffix, "color": color})
                 elif view == "per epoch":
                     for part, dash in (("train", "solid"), ("test", "dot")):
                         if f"{part}/{key}" in h["epochs"]:
-                            series.append({"x": h["epochs"]["epoch"], "y": h["epochs"][f"{part}/{key}"],
+                            traces.append({"x": h["epochs"]["epoch"], "y": h["epochs"][f"{part}/{key}"],
                                            "name": f"{name}{suffix} ({part})", "color": color, "dash": dash})
         x_title = "step" if view == "per step" else "epoch"
-        col.plotly_chart(ui.line_chart(series, title, x_title, y_title), key=f"chart_{kind}_{title}")
+        col.plotly_chart(ui.line_chart(traces, title, x_title, y_title), key=f"chart_{kind}_{title}")
 
 # --- quality over training: the per-epoch check (2,000 samples, the data set's classifier) --------------
 st.header("Quality over training")
@@ -67,26 +67,26 @@ QUALITY = [("frechet_distance", "Fréchet distance ↓", "distance"), ("precisio
 axis = share.widget(st.radio, "x axis", ["epoch", "training minutes"], horizontal=True, key="quality_axis",
                     default="epoch", parse=share.choice(["epoch", "training minutes"]))
 logged, missing = [], []
-for kind in data.KINDS:
-    picked = data.selected(kind)
+for kind in runs.KINDS:
+    picked = runs.selected(kind)
     if picked is None or picked.error:
         continue
-    h = data.history(picked.path)["epochs"]
+    h = runs.history(picked.path)["epochs"]
     (logged if "quality/frechet_distance" in h else missing).append((kind, picked, h))
 for kind, picked, _ in missing:
-    st.caption(f"{data.LABELS[kind]} run {ui.text(picked.label)}: no per-epoch quality log (trained before the check "
+    st.caption(f"{runs.LABELS[kind]} run {ui.text(picked.label)}: no per-epoch quality log (trained before the check "
                "existed, or without a classifier for its data set).")
 if logged:
-    best = {kind: data.config(picked.path).get("best_epoch") for kind, picked, _ in logged}
+    best = {kind: runs.config(picked.path).get("best_epoch") for kind, picked, _ in logged}
     for row in (QUALITY[:2], QUALITY[2:]):
         for col, (key, title, y_title) in zip(st.columns(2), row):
-            series = []
+            traces = []
             for i, (kind, picked, h) in enumerate(logged):
                 x = h["epoch"] if axis == "epoch" else [t / 60 for t in h["time_s"]]
-                series.append({"x": x, "y": h[f"quality/{key}"], "name": f"{data.LABELS[kind]} ({picked.label})",
+                traces.append({"x": x, "y": h[f"quality/{key}"], "name": f"{runs.LABELS[kind]} ({picked.label})",
                                "color": ui.CLASS_COLORS[i * 3 % 10]})
-            fig = ui.line_chart(series, title, axis, y_title).update_layout(showlegend=True)  # name even one model
+            fig = ui.line_chart(traces, title, axis, y_title).update_layout(showlegend=True)  # name even one model
             col.plotly_chart(fig, key=f"quality_{key}")
-    kept = [f"{data.LABELS[k]}: epoch {e}" for k, e in best.items() if e]
+    kept = [f"{runs.LABELS[k]}: epoch {e}" for k, e in best.items() if e]
     if kept:
         st.caption("Kept weights (the epoch with the lowest per-epoch Fréchet distance): " + "; ".join(kept) + ".")

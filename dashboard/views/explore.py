@@ -6,35 +6,35 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from dashboard import components as ui
-from dashboard import data, share
+from dashboard import explore_cache, runs, sampling, share, tsne
 
 MAPS = ["PCA", "t-SNE"]
 PATHS = ["spherical", "linear"]
 
 st.title("Explore")
-runs, ok = ui.picked_runs()  # error cards for the others
+picked, ok = ui.picked_runs()  # error cards for the others
 if not ok:
     st.stop()
-dataset = data.config(runs[ok[0]].path)["dataset"]["name"]
-classes = data.classes(runs[ok[0]].path)
-record = data.dataset_record(dataset)
+dataset = runs.config(picked[ok[0]].path)["dataset"]["name"]
+classes = runs.classes(picked[ok[0]].path)
+record = runs.dataset_record(dataset)
 noun, side = record.noun, record.image_size  # "digit" or "item"; the images' side in pixels
 a_noun = ("an " if noun[0] in "aeiou" else "a ") + noun
-readers = [k for k in ok if data.has_encoder(runs[k].path)]  # runs that can map an image to a code
+readers = [k for k in ok if explore_cache.has_encoder(picked[k].path)]  # runs that can map an image to a code
 for k in ok:
     if k not in readers:
-        st.warning(f"The {data.LABELS[k]} run {ui.code(runs[k].name)} has no trained encoder: it cannot read a "
+        st.warning(f"The {runs.LABELS[k]} run {ui.code(picked[k].name)} has no trained encoder: it cannot read a "
                    f"drawing or a real {noun}, so it is left out of the reconstructions, maps and interpolations "
                    "below.",
                    icon=":material/info:")
 
 
 def how(k: str) -> str:
-    return "decoder(μ(x))" if data.has_posterior(runs[k].path) else "G(E(x))"
+    return "decoder(μ(x))" if explore_cache.has_posterior(picked[k].path) else "G(E(x))"
 
 
 def big(images: np.ndarray, ncol: int | None = None, scale: int = 4) -> np.ndarray:
-    return data.grid(images, ncol=ncol, scale=scale)
+    return sampling.grid(images, ncol=ncol, scale=scale)
 
 
 @st.fragment  # drawing reruns this section only, not the whole page
@@ -58,13 +58,13 @@ def draw_section() -> None:
     image = None
     if upload is not None:
         try:
-            image = data.read_image(upload.getvalue())
+            image = explore_cache.read_image(upload.getvalue())
         except ValueError as err:
             right.error(f"{ui.code(upload.name)} could not be read: {ui.text(err)}.")
             return
     elif canvas.image_data is not None:
         image = canvas.image_data
-    digit = data.image_to_digit(image, dataset) if image is not None else None
+    digit = explore_cache.image_to_digit(image, dataset) if image is not None else None
     if digit is None:
         right.info(f"Draw {a_noun} on the black square, or upload an image, to see what the models make of it.",
                    icon=":material/draw:")
@@ -75,18 +75,19 @@ def draw_section() -> None:
             ui.image_grid(big(digit[None]), caption=f"your {noun}, {side}×{side}")
         for col, k in zip(cols[1:], readers):
             with col:
-                ui.image_grid(big(data.reconstruct(runs[k].path, digit[None])), caption=f"{data.LABELS[k]}: {how(k)}")
-        probs = data.classify(dataset, digit[None])
+                ui.image_grid(big(sampling.reconstruct(picked[k].path, digit[None])),
+                              caption=f"{runs.LABELS[k]}: {how(k)}")
+        probs = explore_cache.classify(dataset, digit[None])
         if probs is None:
             st.info(f"No classifier for {dataset} (`checkpoints/{dataset}-classifier`): no reading of the {noun}.")
         else:
             top = int(np.argmax(probs[0]))
             st.markdown(f"The {dataset} classifier reads **{classes[top]}** ({probs[0][top]:.0%}).")
         for k in readers:
-            if data.has_posterior(runs[k].path):
-                mine = data.neg_elbo(runs[k].path, digit[None])
-                stats = data.posterior_stats(runs[k].path)
-                st.metric(f"{data.LABELS[k]} −ELBO of your {noun}", f"{mine['neg_elbo'][0]:.1f} nats", border=True,
+            if explore_cache.has_posterior(picked[k].path):
+                mine = explore_cache.neg_elbo(picked[k].path, digit[None])
+                stats = explore_cache.posterior_stats(picked[k].path)
+                st.metric(f"{runs.LABELS[k]} −ELBO of your {noun}", f"{mine['neg_elbo'][0]:.1f} nats", border=True,
                           help="−ELBO = reconstruction + KL, an upper bound on −log p(x): lower means likelier. "
                                "Grey levels count as the probability that a pixel is on, as in training.")
                 terms = f"reconstruction {mine['reconstruction'][0]:.1f} + KL {mine['kl'][0]:.1f} nats."
@@ -113,22 +114,22 @@ def draw_section() -> None:
                        f"test {noun}s whose codes are nearest to your {noun}'s code in latent space (circled).")
         cols = st.columns(len(readers))
         for col, k in zip(cols, readers):
-            path = runs[k].path
-            emb = data.embeddings(path)
-            code = data.embed_images(path, digit[None])[0]
-            coords = data.map2d(path, "pca" if method == "PCA" else "tsne-precomputed")
-            xy, neighbours = data.map_position(path, code, "pca" if method == "PCA" else "tsne")
+            path = picked[k].path
+            emb = runs.embeddings(path)
+            code = explore_cache.embed_images(path, digit[None])[0]
+            coords = tsne.map2d(path, "pca" if method == "PCA" else "tsne-precomputed")
+            xy, neighbours = explore_cache.map_position(path, code, "pca" if method == "PCA" else "tsne")
             fig = ui.latent_scatter(coords, emb["labels"], emb["indices"], classes,
-                                    f"{data.LABELS[k]} · {runs[k].name}")
+                                    f"{runs.LABELS[k]} · {picked[k].name}")
             ring = None if neighbours is None else coords[neighbours]
             col.plotly_chart(ui.mark_point(fig, xy, f"your {noun}", ring), key=f"ex_map_{k}")
 
-    near = data.nearest_train(dataset, digit)
+    near = explore_cache.nearest_train(dataset, digit)
     if near is not None:
         imgs, idx, _ = near
         ui.image_grid(big(imgs, ncol=len(imgs), scale=2),
                       caption=f"nearest training {noun}s (pixel distance): " + ", ".join(f"#{i}" for i in idx))
-    elif (near := data.nearest_test(runs[ok[0]].path, digit)) is None:
+    elif (near := explore_cache.nearest_test(picked[ok[0]].path, digit)) is None:
         st.info(f"The {dataset} training set is not on this server and this run's embeddings.npz holds no test "
                 f"{noun}s: no nearest {noun}s to show.")
     else:
@@ -143,15 +144,15 @@ draw_section()
 # --- latent dimensions -------------------------------------------------------------------------------------
 st.header("Latent dimensions")
 for k in ok:
-    if data.has_posterior(runs[k].path):
-        stats = data.posterior_stats(runs[k].path)
+    if explore_cache.has_posterior(picked[k].path):
+        stats = explore_cache.posterior_stats(picked[k].path)
         if stats is None:
-            st.info(f"The {data.LABELS[k]} run's embeddings.npz holds no test {noun}s: no KL per dimension. "
+            st.info(f"The {runs.LABELS[k]} run's embeddings.npz holds no test {noun}s: no KL per dimension. "
                     "Recompute it with `python -m core embed RUN`.")
             continue
-        bars = ui.kl_bars(stats["kl"], stats["activity"], data.ACTIVE_THRESHOLD, ui.COLORS[k])
+        bars = ui.kl_bars(stats["kl"], stats["activity"], explore_cache.ACTIVE_THRESHOLD, ui.COLORS[k])
         st.plotly_chart(bars, key=f"ex_kl_{k}")
-        st.caption(f"{data.LABELS[k]} {ui.code(runs[k].name)}, on its {stats['n']:,} test {noun}s: "
+        st.caption(f"{runs.LABELS[k]} {ui.code(picked[k].name)}, on its {stats['n']:,} test {noun}s: "
                    "KL(q(z_j|x) ‖ N(0, 1)) per "
                    f"dimension, summing to the ELBO's KL term ({stats['kl'].sum():.1f} nats). A unit is *active* when "
                    "Cov_x(E_q[z_j]) > 0.01 (Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, ICLR "
@@ -166,19 +167,19 @@ steps = share.widget(c3.slider, "Steps from −3σ to +3σ", 5, 13, step=2, key=
                      parse=share.choice(range(5, 14, 2)))
 cols = st.columns(len(ok))
 for col, k in zip(cols, ok):
-    path = runs[k].path
+    path = picked[k].path
     with col:
-        st.markdown(f"**{data.LABELS[k]}**")
-        if data.has_posterior(path):
-            activity = data.activity(path)
+        st.markdown(f"**{runs.LABELS[k]}**")
+        if explore_cache.has_posterior(path):
+            activity = explore_cache.activity(path)
             dims = np.argsort(-activity, kind="stable")[:rows]
-            directions = data.axis_directions(dims, len(activity))
+            directions = explore_cache.axis_directions(dims, len(activity))
             scales = np.sqrt(activity[dims])
             names = [f"z{j}" for j in dims]
             what = ("the most active latent dimensions (largest Cov_x(E_q[z_j])), one per row; σ is the spread "
                     f"of the test {noun}s' μ_j")
         elif k in readers:
-            pca = data.principal(path)
+            pca = explore_cache.principal(path)
             n = min(rows, len(pca["std"]))
             directions, scales = pca["directions"][:n], pca["std"][:n]
             names = [f"PC{i + 1} ({pca['explained'][i]:.0%})" for i in range(n)]
@@ -187,13 +188,13 @@ for col, k in zip(cols, ok):
         else:
             st.info(f"No trained encoder: no codes of real {noun}s to find principal directions in.")
             continue
-        ui.image_grid(data.grid(data.traversal(path, directions, scales, int(seed), steps), ncol=steps),
-                      caption="rows: " + ", ".join(names), download=f"traversal-{runs[k].name}-seed{seed}.png")
+        ui.image_grid(sampling.grid(explore_cache.traversal(path, directions, scales, int(seed), steps), ncol=steps),
+                      caption="rows: " + ", ".join(names), download=f"traversal-{picked[k].name}-seed{seed}.png")
         st.caption(f"Along {what}. The rest of the seed's code stays as it is.")
 
 # --- interpolate real digits -------------------------------------------------------------------------------
 st.header(f"Interpolate real {noun}s")
-pool = data.embeddings(runs[ok[0]].path)
+pool = runs.embeddings(picked[ok[0]].path)
 if not readers:
     st.info(f"Neither run has a trained encoder: real {noun}s cannot be mapped to codes.")
     st.stop()
@@ -234,10 +235,11 @@ st.caption(f"From test #{pool['indices'][picks[0]]} ({classes[pool['labels'][pic
            f"#{pool['indices'][picks[1]]} ({classes[pool['labels'][picks[1]]]}). First and last columns: the two "
            f"{noun}s themselves; between them, each model's decoding of the path between their codes.")
 for k in readers:
-    path = runs[k].path
-    z = data.embed_images(path, pair)
-    path_images = data.generate(path, data.interpolation(z[0], z[1], steps_i, mode))
+    path = picked[k].path
+    z = explore_cache.embed_images(path, pair)
+    path_images = sampling.generate(path, sampling.interpolation(z[0], z[1], steps_i, mode))
     row = np.concatenate([pair[:1] / 255.0, path_images, pair[1:] / 255.0]).astype(np.float32)
-    st.markdown(f"**{data.LABELS[k]}**: codes {'μ(x)' if data.has_posterior(path) else 'E(x)'}")
+    st.markdown(f"**{runs.LABELS[k]}**: codes {'μ(x)' if explore_cache.has_posterior(path) else 'E(x)'}")
     ends = "-".join(str(pool["indices"][p]) for p in picks)
-    ui.image_grid(data.grid(row, ncol=steps_i + 2), download=f"interpolation-{runs[k].name}-test{ends}-{mode}.png")
+    ui.image_grid(sampling.grid(row, ncol=steps_i + 2),
+                  download=f"interpolation-{picked[k].name}-test{ends}-{mode}.png")

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data, share
+from dashboard import runs, sampling, share, tsne
 
 st.title("Latent space")
 st.caption("Each point is one test digit, placed by its latent code (VAE: posterior mean μ(x); GAN: E(x)). "
@@ -25,54 +25,54 @@ if key == "tsne":  # moving the sliders computes nothing: the button starts t-SN
                "every visitor. Meanwhile the precomputed map is shown.")
     if st.button("Compute t-SNE", icon=":material/play_arrow:", key="map_go"):
         st.session_state["map_request"] = (float(perplexity), int(size))
-        for info in filter(None, map(data.selected, data.KINDS)):
-            if data.check_run(info) is None and data.family(info.model).has_encoder:
+        for info in filter(None, map(runs.selected, runs.KINDS)):
+            if runs.check_run(info) is None and runs.family(info.model).has_encoder:
                 try:
-                    if data.tsne_recompute(info.path, perplexity, size) == "busy":
+                    if tsne.tsne_recompute(info.path, perplexity, size) == "busy":
                         st.warning("Other visitors' t-SNE maps are being computed; try again in a minute.")
                 except OSError:
                     st.error("t-SNE cannot be recomputed on this server now (its cache folder is not writable).")
 request = st.session_state.get("map_request") if key == "tsne" else None
 pending = []
 
-cols = st.columns(len(data.KINDS))
-for col, kind in zip(cols, data.KINDS):
-    info = data.selected(kind)
+cols = st.columns(len(runs.KINDS))
+for col, kind in zip(cols, runs.KINDS):
+    info = runs.selected(kind)
     with col:
-        error = data.check_run(info)
+        error = runs.check_run(info)
         if error:
-            ui.error_card(f"{data.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
+            ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
             continue
-        if not data.family(kind).has_encoder:
-            st.info(f"The {data.LABELS[kind]} has no encoder: it cannot place real digits in its latent space.")
+        if not runs.family(kind).has_encoder:
+            st.info(f"The {runs.LABELS[kind]} has no encoder: it cannot place real digits in its latent space.")
             continue
-        emb = data.embeddings(info.path)
+        emb = runs.embeddings(info.path)
         n = len(emb["indices"])
-        coords = data.tsne_recomputed(info.path, *request) if key == "tsne" and request else None
+        coords = tsne.tsne_recomputed(info.path, *request) if key == "tsne" and request else None
         if coords is not None:
             n = len(coords)
             st.caption(f"t-SNE of {n} digits, perplexity {request[0]:g}")
-        elif key == "tsne" and request and data.tsne_pending(info.path, *request):
+        elif key == "tsne" and request and tsne.tsne_pending(info.path, *request):
             pending.append(kind)
             st.info(f"Computing t-SNE of {request[1]} digits (perplexity {request[0]:g})…",
                     icon=":material/hourglass_top:")
-        coords = coords if coords is not None else data.map2d(info.path, "pca" if key == "pca" else
+        coords = coords if coords is not None else tsne.map2d(info.path, "pca" if key == "pca" else
                                                               "tsne-precomputed")
-        fig = ui.latent_scatter(coords, emb["labels"][:n], emb["indices"][:n], data.classes(info.path),
-                                f"{data.LABELS[kind]} · {info.name}")
+        fig = ui.latent_scatter(coords, emb["labels"][:n], emb["indices"][:n], runs.classes(info.path),
+                                f"{runs.LABELS[kind]} · {info.name}")
         event = st.plotly_chart(fig, on_select="rerun", key=f"map_{kind}", selection_mode=("points", "box", "lasso"))
         chosen = ui.selected_rows(event.selection.points if event else [], emb["labels"][:n])
         chosen = share.selection(f"digits_{kind}", chosen, emb["indices"][:n])  # ?digits_vae=<test indices>
         if chosen and "images" in emb:
             shown = np.array(chosen[:48])
-            ui.image_grid(data.grid(emb["images"][shown], ncol=12),
+            ui.image_grid(sampling.grid(emb["images"][shown], ncol=12),
                           caption=f"{len(chosen)} selected" + (" (first 48 shown)" if len(chosen) > 48 else ""),
                           download=f"{info.name}-selected-digits.png")
 
 if pending:  # poll (every 2 s, this visitor only) until the maps exist, then redraw the page
     @st.fragment(run_every=2.0)
     def _wait_for_maps():
-        if not any(data.tsne_pending(data.selected(k).path, *st.session_state["map_request"]) for k in pending):
+        if not any(tsne.tsne_pending(runs.selected(k).path, *st.session_state["map_request"]) for k in pending):
             st.rerun(scope="app")
 
     _wait_for_maps()

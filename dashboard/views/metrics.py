@@ -3,8 +3,9 @@
 import plotly.graph_objects as go
 import streamlit as st
 
+from core import paths
 from dashboard import components as ui
-from dashboard import data, share
+from dashboard import jobs_client, runs, share
 
 st.title("Metrics")
 
@@ -64,18 +65,18 @@ def floor_cell(key: str, evals: dict, scale: float) -> str:
 
 
 evals, classes = {}, {}
-for kind in data.KINDS:
-    info = data.selected(kind)
-    error = data.check_run(info)
+for kind in runs.KINDS:
+    info = runs.selected(kind)
+    error = runs.check_run(info)
     if error:
-        ui.error_card(f"{data.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
+        ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
         continue
-    ev = (data.metrics(info.path) or {}).get("evaluation")
+    ev = (runs.metrics(info.path) or {}).get("evaluation")
     if ev:
-        evals[kind], classes[kind] = ev, data.classes(info.path)
+        evals[kind], classes[kind] = ev, runs.classes(info.path)
     else:
-        retrained = data.run_exists(info.name) and str(data.runs_dir() / info.name) == info.path
-        st.info(f"{data.LABELS[kind]} run {ui.text(info.name)} has not been evaluated: "
+        retrained = jobs_client.run_exists(info.name) and str(paths.runs_dir() / info.name) == info.path
+        st.info(f"{runs.LABELS[kind]} run {ui.text(info.name)} has not been evaluated: "
                 + ("press **Evaluate** on the Retrain page after training it (2,000 samples, one seed), or run "
                    if retrained else "") + ui.code(f"python -m core evaluate {info.name}") + ".")
 if not evals:
@@ -103,9 +104,9 @@ for key, (name, direction, _) in ROWS.items():
         pick = min if direction == "lower" else max
         best = pick(vals, key=lambda k: vals[k]["mean"])
     row = {"metric": name + (" × 10³" if key == "kid" and scale != 1 else ""), "better": ARROWS[direction]}
-    for k in data.KINDS:
+    for k in runs.KINDS:
         s = vals.get(k)
-        row[data.LABELS[k]] = "—" if s is None else (
+        row[runs.LABELS[k]] = "—" if s is None else (
             fmt(s["mean"] * k_scale, s["std"] * k_scale if len(s.get("values", [0, 0])) > 1 else None)
             + (" ✓" if best == k else ""))
     row["real data (floor)"] = floor_cell(key, evals, scale)
@@ -113,8 +114,8 @@ for key, (name, direction, _) in ROWS.items():
 memo = {k: ev["memorization"] for k, ev in evals.items() if "memorization" in ev}
 if memo:
     row = {"metric": "Samples nearer to training than 99 % of test digits", "better": "↓ lower"}
-    for k in data.KINDS:
-        row[data.LABELS[k]] = f"{memo[k]['fraction_samples_below_test_p1']:.2%}" if k in memo else "—"
+    for k in runs.KINDS:
+        row[runs.LABELS[k]] = f"{memo[k]['fraction_samples_below_test_p1']:.2%}" if k in memo else "—"
     row["real data (floor)"] = f"{0.01:.2%}"  # by construction: the 1st percentile of the test digits
     rows.append(row)
 st.table(rows)
@@ -126,8 +127,8 @@ if any(ev.get("reference", {}).get("kid", {}).get("mean", 0) < 0 for ev in evals
     notes.append("¹ KID is an unbiased estimate: for two samples of the same distribution it scatters around 0 "
                  "and can come out slightly negative.")
 st.caption(" ".join(notes))
-picked = {k: data.selected(k) for k in evals}
-stored = {info.name: data.metrics(info.path) for info in picked.values()}  # each run's metrics.json as it is
+picked = {k: runs.selected(k) for k in evals}
+stored = {info.name: runs.metrics(info.path) for info in picked.values()}  # each run's metrics.json as it is
 stem = share.safe_name("metrics-" + "-".join(stored))
 c1, c2, _ = st.columns([1, 1, 3])
 c1.download_button("Metrics (CSV)", data=lambda: share.metrics_csv(stored), file_name=f"{stem}.csv", mime="text/csv",
@@ -145,7 +146,7 @@ with st.expander("What each row measures"):
 
 left, right = st.columns(2)
 first = next(iter(evals))
-series = [{"name": data.LABELS[k], "y": ev["class_histogram"], "color": ui.COLORS[k]} for k, ev in evals.items()]
+series = [{"name": runs.LABELS[k], "y": ev["class_histogram"], "color": ui.COLORS[k]} for k, ev in evals.items()]
 left.plotly_chart(ui.bar_chart(classes[first], series, f"Predicted class of {settings.get('samples'):,} samples",
                                "share of samples", reference=0.1, percent=True), key="coverage")
 for k, ev in evals.items():
@@ -156,14 +157,14 @@ for k, ev in evals.items():
              f"starved (under {0.5 / n:.0%}): " + ", ".join(f"{names[c]} {hist[c]:.1%}" for c in starved)]
     parts = [p for p, flagged in zip(parts, (missing, starved)) if flagged]
     if parts:
-        left.warning(f"**{data.LABELS[k]}**, classes {'; '.join(parts)}. A balanced model gives each "
+        left.warning(f"**{runs.LABELS[k]}**, classes {'; '.join(parts)}. A balanced model gives each "
                      f"{1 / n:.0%}: this is partial mode dropping.")
 
 fig = go.Figure()
 for k, ev in evals.items():
     p, r = ev["metrics"].get("precision"), ev["metrics"].get("recall")
     if p and r:
-        fig.add_trace(go.Scatter(x=[r["mean"]], y=[p["mean"]], mode="markers", name=data.LABELS[k],
+        fig.add_trace(go.Scatter(x=[r["mean"]], y=[p["mean"]], mode="markers", name=runs.LABELS[k],
                                  error_x={"array": [r["std"]]}, error_y={"array": [p["std"]]},
                                  marker={"size": 14, "color": ui.COLORS[k]}))
 ref = next(iter(evals.values())).get("reference", {})
@@ -175,12 +176,12 @@ fig.update_layout(title="Precision (fidelity) vs recall (coverage)", height=340,
 right.plotly_chart(fig, key="pr")
 
 st.header("Memorization check: samples and their nearest training images")
-cols = st.columns(len(data.KINDS))
-for col, kind in zip(cols, data.KINDS):
-    info = data.selected(kind)
-    png = data.nearest_png(info.path) if kind in evals else None
+cols = st.columns(len(runs.KINDS))
+for col, kind in zip(cols, runs.KINDS):
+    info = runs.selected(kind)
+    png = runs.nearest_png(info.path) if kind in evals else None
     with col:
-        st.markdown(f"**{data.LABELS[kind]}**: top row samples, bottom row nearest training image (L2)")
+        st.markdown(f"**{runs.LABELS[kind]}**: top row samples, bottom row nearest training image (L2)")
         if png:
             st.image(png, width="stretch")
             share.download_file(png, f"{info.name}-nearest.png", key=f"dl_nearest_{kind}")

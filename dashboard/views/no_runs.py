@@ -2,12 +2,12 @@
 
 import streamlit as st
 
+from core import paths
 from dashboard import components as ui
-from dashboard import data
 
 st.title("No runs found")
 # folder names as the server's settings spell them, cut to their last parts: no machine paths on screen
-st.warning(ui.short_paths(f"There are no VAE or GAN runs under `{data.checkpoint_dir()}` or `{data.runs_dir()}`."))
+st.warning(ui.short_paths(f"There are no VAE or GAN runs under `{paths.checkpoints_dir()}` or `{paths.runs_dir()}`."))
 st.markdown("""
 Train the default pair (MNIST must be under `--data-dir`, or pass `--download` with internet access):
 

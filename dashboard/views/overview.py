@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data, share
+from dashboard import runs, sampling, share
 
 st.title("GAN vs VAE")
 st.caption("Two generative models trained on the same digits, fed the same latent codes. "
@@ -19,37 +19,37 @@ HEADLINE = [  # (metrics.json key, short label, format, help with the detail)
     ("neg_iwae", "IWAE bound ↓", "{:.1f}",
      "Upper bound on −log p(x) in nats per image from k=100 importance samples (Burda et al. 2016). VAE only."),
 ]
-cols = st.columns(len(data.KINDS), gap="large")
-for col, kind in zip(cols, data.KINDS):
+cols = st.columns(len(runs.KINDS), gap="large")
+for col, kind in zip(cols, runs.KINDS):
     with col:
-        info = data.selected(kind)
-        st.subheader(data.LABELS[kind] + (f" · {ui.text(info.name)}" if info else ""))
-        error = data.check_run(info)
+        info = runs.selected(kind)
+        st.subheader(runs.LABELS[kind] + (f" · {ui.text(info.name)}" if info else ""))
+        error = runs.check_run(info)
         if error:
-            ui.error_card(f"{data.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
+            ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
             continue
-        z = data.latent_codes(seed=0, n=64, dim=data.latent_dim(info.path))
-        ui.image_grid(data.grid(data.generate(info.path, z), ncol=8), caption="64 samples, latent seed 0",
+        z = sampling.latent_codes(seed=0, n=64, dim=runs.latent_dim(info.path))
+        ui.image_grid(sampling.grid(sampling.generate(info.path, z), ncol=8), caption="64 samples, latent seed 0",
                       download=f"{info.name}-samples-seed0.png")
-        st.table({k: str(v) for k, v in data.facts(info.path).items()})
+        st.table({k: str(v) for k, v in runs.facts(info.path).items()})
         share.download_run(info.path, info.name, key=f"zip_{kind}")
-        m = data.metrics(info.path) or {}
+        m = runs.metrics(info.path) or {}
         ev = m.get("evaluation", {}).get("metrics", {})
         seeds = m.get("evaluation", {}).get("settings", {}).get("seeds")
         rows = [(label, fmt.format(ev[key]["mean"]), f"{hint} Mean over seeds {seeds}; details on *Metrics*.")
                 for key, label, fmt, hint in HEADLINE if key in ev]
         held = m.get("held_out", {})  # the family's own held-out numbers (its record says which) come first
-        rows = [(label, fmt.format(held[key]), hint) for key, label, fmt, hint in data.family(kind).held_out
+        rows = [(label, fmt.format(held[key]), hint) for key, label, fmt, hint in runs.family(kind).held_out
                 if isinstance(held.get(key), (int, float))] + rows
         if rows:
             ui.metric_cards(rows)
         else:
             st.info("No metrics yet: run " + ui.code(f"python -m core evaluate {info.name}") + ".")
 
-gan = data.selected("gan")
+gan = runs.selected("gan")
 encoder = "trained on the generator's own samples"
-if gan is not None and not data.check_run(gan):
-    encoder = f"{ui.encoder_schedule(data.config(gan.path)['model_config'])}, in this run"
+if gan is not None and not runs.check_run(gan):
+    encoder = f"{ui.encoder_schedule(runs.config(gan.path)['model_config'])}, in this run"
 st.divider()
 st.subheader("What differs, and why")
 st.markdown(f"""

@@ -2,21 +2,22 @@
 
 import streamlit as st
 
-from core import datasets, families
+from core import datasets, families, paths
 from core.jobs import DEFAULT_SPEC, JobError, models
 from dashboard import components as ui
-from dashboard import data
+from dashboard import jobs_client, runs
 from dashboard.retrain_form import FormError, form_limits, parse_form
 
 st.title("Retrain")
 st.caption("Train a small VAE or GAN here and watch it learn. Jobs of all visitors wait in one queue and train "
-           "one at a time in their own process, so the dashboard stays responsive. Your finished run is selected "
-           "in the sidebar and appears on every page, next to the committed runs.")
-caps = data.retrain_caps()
+           "outside the web server (one at a time on this server, or on Hugging Face Jobs where the Space's owner "
+           "set it up), so the dashboard stays responsive. Your finished run is selected in the sidebar and "
+           "appears on every page, next to the committed runs.")
+caps = jobs_client.retrain_caps()
 MINE_POLL_S, OTHERS_POLL_S = 1.5, 5.0  # no polling at all while the queue is empty
 TEXT_KEYS = {"epochs": "rt_epochs", "batch_size": "rt_batch", "lr": "rt_lr", "latent_dim": "rt_latent",
              "seed": "rt_seed"}
-CHOICE_KEYS = {"model": "rt_model", "dataset": "rt_dataset", "preset": "rt_preset"}
+CHOICE_KEYS = {"model": "rt_model", "dataset": "rt_dataset", "preset": "rt_preset", "flavor": "rt_flavor"}
 
 
 def minutes(seconds: float) -> str:
@@ -52,7 +53,7 @@ def charts(job: dict) -> None:
         fig.update_traces(mode="lines+markers", marker={"size": 8})
         fig.update_xaxes(dtick=1)
         mid.plotly_chart(fig, key=f"live_epochs_{job['job_id']}")
-    grid = data.job_grid(job)
+    grid = jobs_client.job_grid(job)
     if grid:
         right.image(grid, caption=f"fixed-noise samples after epoch {job.get('grid_epoch')}", width=280)
 
@@ -73,7 +74,7 @@ def progress(job: dict) -> None:
 def cancel_button(job: dict, label: str) -> None:
     if st.button(label, key=f"cancel_{job['job_id']}"):
         try:
-            data.cancel_job(job["job_id"])
+            jobs_client.cancel_job(job["job_id"])
         except JobError as err:
             st.error(str(err), icon=":material/block:")
             return
@@ -83,7 +84,7 @@ def cancel_button(job: dict, label: str) -> None:
 def queue_view(mine: dict | None) -> None:
     """What every visitor sees of the queue, and the visitor's own active job with its controls."""
     try:
-        active = data.job_queue()
+        active = jobs_client.job_queue()
         mine = next((j for j in active if mine and j["job_id"] == mine["job_id"]), None)
     except JobError as err:
         st.error(str(err), icon=":material/error:")
@@ -127,20 +128,21 @@ def finished_view(job: dict) -> None:
 
 def select_in_sidebar(job: dict) -> None:
     """Once per finished job: make the new run the sidebar's pick (app.py applies it before the pickers)."""
-    if st.session_state.get("rt_selected") == job["job_id"] or not job.get("run") or not data.run_exists(job["run"]):
+    if (st.session_state.get("rt_selected") == job["job_id"] or not job.get("run")
+            or not jobs_client.run_exists(job["run"])):
         return
     st.session_state["rt_selected"] = job["job_id"]
-    kind = job["spec"]["model"] if job.get("kind", "train") == "train" else data.config(
-        str(data.runs_dir() / job["run"]))["model"]
-    dataset = job["spec"].get("dataset") or data.config(str(data.runs_dir() / job["run"]))["dataset"]["name"]
-    data.refresh_runs()
-    st.session_state["select_run"] = {"kind": kind, "dataset": dataset, "path": str(data.runs_dir() / job["run"])}
+    kind = job["spec"]["model"] if job.get("kind", "train") == "train" else runs.config(
+        str(paths.runs_dir() / job["run"]))["model"]
+    dataset = job["spec"].get("dataset") or runs.config(str(paths.runs_dir() / job["run"]))["dataset"]["name"]
+    runs.refresh_runs()
+    st.session_state["select_run"] = {"kind": kind, "dataset": dataset, "path": str(paths.runs_dir() / job["run"])}
     st.rerun()
 
 
 try:
-    jobs = data.my_jobs()
-    active = data.job_queue()
+    jobs = jobs_client.my_jobs()
+    active = jobs_client.job_queue()
 except JobError as err:  # disk full, read-only or unreadable jobs folder: say so, keep the page
     st.error(str(err), icon=":material/error:")
     st.stop()
@@ -159,12 +161,12 @@ if mine is None and jobs:
     last_train = next((j for j in jobs if j.get("kind", "train") == "train"), None)
     evaluated = any(j.get("kind") == "evaluate" and j["state"] == "done" and last_train
                     and j.get("run") == last_train.get("run") for j in jobs)
-    if last_train and last_train["state"] == "done" and not evaluated and data.run_exists(last_train["run"]):
+    if last_train and last_train["state"] == "done" and not evaluated and jobs_client.run_exists(last_train["run"]):
         st.caption(f"Measure {last_train['run']} against real digits: 2,000 samples, one seed, about a minute "
                    "in the queue's worker. The results show on the Metrics page.")
         if st.button("Evaluate", key="evaluate", icon=":material/leaderboard:"):
             try:
-                data.start_evaluation(last_train["run"])
+                jobs_client.start_evaluation(last_train["run"])
                 st.rerun()
             except (JobError, ValueError) as err:
                 st.error(str(err), icon=":material/block:")
@@ -172,7 +174,7 @@ if mine is None and jobs:
 if mine is not None:
     st.stop()
 
-available = [d for d in datasets.names() if data.dataset_available(d)]
+available = [d for d in datasets.names() if jobs_client.dataset_available(d)]
 if not available:
     st.error("No data set is available on this server, so nothing can be trained here. The Docker image "
              "downloads MNIST and Fashion-MNIST when it is built; elsewhere set DATA_DIR to a folder holding "
@@ -186,13 +188,18 @@ for key, value in saved.items():
     if key not in st.session_state:
         st.session_state[key] = value
 limits = form_limits(caps)
+try:
+    flavors = {f["name"]: f for f in jobs_client.flavors()}  # hf-jobs: the owner's allowed hardware; local: none
+except JobError as err:
+    st.error(str(err), icon=":material/error:")
+    st.stop()
 defaults = {f: "" if DEFAULT_SPEC[f] is None else str(DEFAULT_SPEC[f]) for f in TEXT_KEYS}  # jobs' defaults
 for field, key in TEXT_KEYS.items():
     st.session_state.setdefault(key, defaults[field])
 
 with st.form("retrain"):
     c1, c2, c3 = st.columns(3)
-    model = c1.radio("Model", models(), horizontal=True, format_func=data.LABELS.get, key="rt_model")
+    model = c1.radio("Model", models(), horizontal=True, format_func=runs.LABELS.get, key="rt_model")
     if st.session_state.get("rt_dataset") not in available:
         st.session_state.pop("rt_dataset", None)
     dataset = c2.selectbox("Dataset", available, key="rt_dataset")
@@ -207,10 +214,19 @@ with st.form("retrain"):
     cols = st.columns(5)
     for col, (field, key) in zip(cols, TEXT_KEYS.items()):
         label, lo, hi = limits[field]
-        lr_defaults = ", ".join(f"{data.LABELS[k]} {families.get(k).model_class().default_lr:g}" for k in models())
+        lr_defaults = ", ".join(f"{runs.LABELS[k]} {families.get(k).model_class().default_lr:g}" for k in models())
         hint = f"{lo:g} to {hi:g}; empty = the model's default ({lr_defaults})" if field == "lr" \
             else f"a whole number from {lo} to {hi}"
         col.text_input(label, key=key, help=hint, placeholder="model default" if field == "lr" else None)
+    flavor = None
+    if flavors:
+        if st.session_state.get("rt_flavor") not in flavors:
+            st.session_state.pop("rt_flavor", None)
+        flavor = st.selectbox("Hardware (Hugging Face Jobs)", list(flavors), key="rt_flavor",
+                              format_func=lambda n: f"{flavors[n]['label']} · ${flavors[n]['usd_per_hour']:.2f}/hour")
+        costs = [f"{name}: at most ${jobs_client.estimate({}, name)['max_usd']:.2f}" for name in flavors]
+        st.caption(f"A job runs at most {jobs_client.estimate({}, next(iter(flavors)))['max_minutes']} min "
+                   f"(the time cap plus start-up), billed per minute: {'; '.join(costs)}.")
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:
@@ -219,13 +235,13 @@ if submitted:
     try:
         spec = parse_form({"model": model, "dataset": dataset, "preset": preset},
                           {f: st.session_state[k] for f, k in TEXT_KEYS.items()}, caps)
-        data.start_job(spec)
+        jobs_client.start_job(spec, flavor)
         st.rerun()
     except FormError as err:
         st.error("**Check the form**; nothing was started:\n\n" + "\n".join(f"- {p}" for p in err.problems),
                  icon=":material/edit:")
-    except JobError as err:  # the visitor already has a job, the queue is full, missing data, disk full
+    except (JobError, ValueError) as err:  # already has a job, the queue is full, missing data, disk full
         st.error(str(err), icon=":material/block:")
 st.caption(f"Caps on this server: at most {caps.max_epochs} epochs and {caps.time_budget_s:.0f} s of training "
            f"per job, {caps.max_queue} jobs waiting; the newest {caps.keep_runs} retrained runs are kept in "
-           f"`{data.runs_dir().name}/`. Set RETRAIN_* environment variables to change them.")
+           f"`{paths.runs_dir().name}/`. Set RETRAIN_* environment variables to change them.")

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data, share
+from dashboard import runs, share
 
 st.title("Runs")
 st.caption("Every run folder under `checkpoints/` (committed) and `runs/` (retrained), with its settings and headline "
@@ -14,17 +14,17 @@ st.caption("Every run folder under `checkpoints/` (committed) and `runs/` (retra
            "set to compare them on every page; select one run to download its folder.")
 
 
-def row(info: data.RunInfo) -> dict:
+def row(info: runs.RunInfo) -> dict:
     """One table row; what cannot be read stays empty (a broken run keeps its error)."""
     out = {"run": info.name, "folder": Path(info.path).parent.name,
-           "family": data.LABELS.get(info.model, info.model or "?"), "data set": info.dataset}
+           "family": runs.LABELS.get(info.model, info.model or "?"), "data set": info.dataset}
     try:
-        cfg = data.config(info.path)
+        cfg = runs.config(info.path)
         mc = cfg.get("model_config", {})
         out.update({"preset": mc.get("preset"), "latent size": mc.get("latent_dim"),
                     "epochs": cfg.get("epochs_completed"), "training min": cfg.get("wall_time_s", 0) / 60,
                     "device": str(cfg.get("device") or "").split(" (")[0]})  # "cpu (x86_64, 1 threads)": cpu
-        m = data.metrics(info.path) or {}
+        m = runs.metrics(info.path) or {}
         ev = (m.get("evaluation") or {}).get("metrics", {})
         for key, column in (("frechet_distance", "Fréchet distance ↓"), ("precision", "precision ↑"),
                             ("recall", "recall ↑"), ("neg_elbo", "−ELBO ↓")):
@@ -38,11 +38,11 @@ def row(info: data.RunInfo) -> dict:
     return out
 
 
-runs = data.catalog()
-if not runs:
+listed = runs.catalog()
+if not listed:
     st.info("No run folders yet: train one with `python -m core train` or on the Retrain page.")
     st.stop()
-table = pd.DataFrame([row(r) for r in runs], columns=[  # the headline metrics first, then the settings
+table = pd.DataFrame([row(r) for r in listed], columns=[  # the headline metrics first, then the settings
     "run", "family", "data set", "Fréchet distance ↓", "precision ↑", "recall ↑", "−ELBO ↓", "epochs",
     "training min", "latent size", "preset", "device", "folder", "error"])
 table = table.astype({"latent size": "Int64", "epochs": "Int64"})  # whole numbers, empty where unreadable
@@ -66,14 +66,15 @@ columns = {  # short headers (the frame keeps the full names), the detail in eac
 }
 event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
                      column_config=columns, placeholder="")  # not applicable or unreadable: an empty cell
-broken = sum(r.error is not None for r in runs)
+broken = sum(r.error is not None for r in listed)
 left, right = st.columns([4, 1])
-left.caption(f"{len(runs)} runs" + (f", {broken} of them broken (their error in the last column)." if broken else "."))
+left.caption(f"{len(listed)} runs"
+             + (f", {broken} of them broken (their error in the last column)." if broken else "."))
 right.download_button("Table (CSV)", data=lambda: share.table_csv(table), file_name="runs.csv", mime="text/csv",
                       icon=":material/download:", on_click="ignore", key="dl_runs_csv", width="stretch")
 
-picked = [runs[i] for i in event.selection.rows if 0 <= i < len(runs)]
-comparable = not any(r.error for r in picked) and {r.model for r in picked} == set(data.KINDS)
+picked = [listed[i] for i in event.selection.rows if 0 <= i < len(listed)]
+comparable = not any(r.error for r in picked) and {r.model for r in picked} == set(runs.KINDS)
 if len(picked) == 2 and comparable and picked[0].dataset == picked[1].dataset:
     st.session_state["select_run"] = [{"kind": r.model, "dataset": r.dataset, "path": r.path} for r in picked]
     st.switch_page("views/overview.py")  # the sidebar takes the pair from select_run
@@ -81,5 +82,5 @@ elif len(picked) == 1:
     share.download_run(picked[0].path, picked[0].name, key="zip_picked")
 elif picked:
     why = [f"{ui.code(r.name)} is broken" for r in picked if r.error]
-    st.info("To compare, select one run of each family (" + " and ".join(data.LABELS[k] for k in data.KINDS)
+    st.info("To compare, select one run of each family (" + " and ".join(runs.LABELS[k] for k in runs.KINDS)
             + ") of the same data set" + (f"; {', '.join(why)}" if why else "") + ".")

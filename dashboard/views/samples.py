@@ -4,13 +4,13 @@ import numpy as np
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import data, share
+from dashboard import runs, sampling, share
 
 st.title("Samples")
-runs, ok = ui.picked_runs()  # error cards for the others
+picked, ok = ui.picked_runs()  # error cards for the others
 if not ok:
     st.stop()
-dims = {k: data.latent_dim(runs[k].path) for k in ok}
+dims = {k: runs.latent_dim(picked[k].path) for k in ok}
 if len(set(dims.values())) > 1:
     st.info(f"The latent sizes differ ({dims}): each model gets its own codes drawn from the same seed.")
 
@@ -27,11 +27,11 @@ temperature = share.widget(c3.slider, "Temperature (scale of z)", 0.1, 2.0, step
                            help="Codes are z ~ N(0, t² I). Below 1 trades variety for typical-looking digits.")
 cols = st.columns(max(1, len(ok)))
 for col, k in zip(cols, ok):
-    z = data.latent_codes(int(seed), count, dims[k], temperature)
-    col.markdown(f"**{data.LABELS[k]}**")
+    z = sampling.latent_codes(int(seed), count, dims[k], temperature)
+    col.markdown(f"**{runs.LABELS[k]}**")
     with col:
-        ui.image_grid(data.grid(data.generate(runs[k].path, z), ncol=int(np.sqrt(count))),
-                      download=f"{runs[k].name}-samples-seed{seed}-n{count}-t{temperature:g}.png")
+        ui.image_grid(sampling.grid(sampling.generate(picked[k].path, z), ncol=int(np.sqrt(count))),
+                      download=f"{picked[k].name}-samples-seed{seed}-n{count}-t{temperature:g}.png")
 
 st.header("Interpolation")
 c1, c2, c3, c4 = st.columns(4)
@@ -42,11 +42,12 @@ mode = share.widget(c4.radio, "Path", ["spherical", "linear"], horizontal=True, 
                     parse=share.choice(["spherical", "linear"]),
                     help="Spherical (slerp) keeps |z| typical of N(0, I); linear passes close to the origin.")
 for k in ok:
-    z0 = data.latent_codes(int(seed_a), 1, dims[k])[0]
-    z1 = data.latent_codes(int(seed_b), 1, dims[k])[0]
-    st.markdown(f"**{data.LABELS[k]}**")
-    ui.image_grid(data.grid(data.generate(runs[k].path, data.interpolation(z0, z1, steps, mode)), ncol=steps),
-                  download=f"{runs[k].name}-interpolation-{seed_a}-{seed_b}-{steps}-{mode}.png")
+    z0 = sampling.latent_codes(int(seed_a), 1, dims[k])[0]
+    z1 = sampling.latent_codes(int(seed_b), 1, dims[k])[0]
+    st.markdown(f"**{runs.LABELS[k]}**")
+    codes = sampling.interpolation(z0, z1, steps, mode)
+    ui.image_grid(sampling.grid(sampling.generate(picked[k].path, codes), ncol=steps),
+                  download=f"{picked[k].name}-interpolation-{seed_a}-{seed_b}-{steps}-{mode}.png")
 
 st.header("Reconstructions of the same test digits")
 st.caption("Top: test digits. Then the VAE's decoder(μ(x)) and the GAN's G(E(x)), E an encoder trained to invert G.")
@@ -54,8 +55,8 @@ c1, c2 = st.columns(2)
 rec_seed = share.widget(c1.number_input, "Pick digits with seed", 0, 10_000, key="rec_seed", default=0,
                         parse=share.integer(0, 10_000))
 rec_n = share.widget(c2.slider, "Digits", 4, 16, key="rec_n", default=12, parse=share.integer(4, 16))
-coded = [k for k in ok if data.family(k).has_encoder]  # families that map images to codes
-emb = data.embeddings(runs[coded[0]].path) if coded else {}
+coded = [k for k in ok if runs.family(k).has_encoder]  # families that map images to codes
+emb = runs.embeddings(picked[coded[0]].path) if coded else {}
 if not coded:
     st.info("None of the picked models has an encoder, so none can reconstruct a digit.")
 elif "images" not in emb:
@@ -63,21 +64,21 @@ elif "images" not in emb:
 else:
     pick = np.random.default_rng(int(rec_seed)).choice(len(emb["images"]), rec_n, replace=False)
     originals = emb["images"][pick]
-    rows = [originals.astype(np.float32) / 255.0] + [data.reconstruct(runs[k].path, originals) for k in coded]
-    ui.image_grid(data.grid(np.concatenate(rows), ncol=rec_n),
-                  caption="rows: original · " + " · ".join(data.LABELS[k] for k in coded),
-                  download=f"reconstructions-{'-'.join(runs[k].name for k in coded)}-seed{rec_seed}-n{rec_n}.png")
+    rows = [originals.astype(np.float32) / 255.0] + [sampling.reconstruct(picked[k].path, originals) for k in coded]
+    ui.image_grid(sampling.grid(np.concatenate(rows), ncol=rec_n),
+                  caption="rows: original · " + " · ".join(runs.LABELS[k] for k in coded),
+                  download=f"reconstructions-{'-'.join(picked[k].name for k in coded)}-seed{rec_seed}-n{rec_n}.png")
 
 st.header("Watch them learn")
 cols = st.columns(max(1, len(ok)))
 for col, k in zip(cols, ok):
-    files = data.sample_grid_files(runs[k].path)
+    files = runs.sample_grid_files(picked[k].path)
     with col:
-        st.markdown(f"**{data.LABELS[k]}**: fixed noise, end of each epoch")
+        st.markdown(f"**{runs.LABELS[k]}**: fixed noise, end of each epoch")
         if not files:
             st.info("No per-epoch grids in this run.")
             continue
         epoch = share.widget(st.slider, "Epoch", 1, len(files), key=f"epoch_{k}", default=len(files),
                              parse=share.integer(1, len(files))) if len(files) > 1 else 1
         st.image(files[epoch - 1], width=360)
-        share.download_file(files[epoch - 1], f"{runs[k].name}-epoch{epoch:03d}.png", key=f"dl_epoch_{k}")
+        share.download_file(files[epoch - 1], f"{picked[k].name}-epoch{epoch:03d}.png", key=f"dl_epoch_{k}")

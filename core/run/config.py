@@ -1,7 +1,7 @@
 """config.json as one typed record: what a run folder says about how it was made.
 
-core.runner builds a RunConfig, core.checkpoint writes `to_dict()`, and every reader gets its dict through
-core.validate.check_config, which checks the schema and normalises through `from_dict` (so an older format
+core.runner builds a RunConfig, core.run.folder writes `to_dict()`, and every reader gets its dict through
+core.run.schemas.check_config, which checks the schema and normalises through `from_dict` (so an older format
 reads like the current one). Torch-free.
 
 Format history:
@@ -66,7 +66,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
-        """From a config.json already checked by core.validate.check_config; format 1 reads as format 2
+        """From a config.json already checked by core.run.schemas.check_config; format 1 reads as format 2
         (its dataset.root, a path on the machine that trained it, is dropped)."""
         known = {f.name for f in dataclasses.fields(cls)} - {"model_class", "dataset"}
         ds = {k: v for k, v in d["dataset"].items() if k in {f.name for f in dataclasses.fields(DataRecord)}}

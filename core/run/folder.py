@@ -1,15 +1,13 @@
-"""Run folders: config.json, model.safetensors, history.json, samples/, embeddings.npz, metrics.json.
+"""A run folder as a whole: checked once, loaded, saved.
 
-Tensors and JSON only (safetensors, numpy without pickle): loading a run never runs code. A run is
-written into a hidden temporary folder beside its destination and renamed into place when complete,
-so a crash never leaves a half-written run visible. Loading is strict and goes through core.validate
-(sizes checked before reading, regular files only, schemas, weights against the config): every problem
-raises CheckpointError naming the file, relative to the runs folder, and what is wrong with it.
+Tensors and JSON only (safetensors, numpy without pickle): loading a run never runs code. A run is written
+into a hidden temporary folder beside its destination and renamed into place when complete, so a crash never
+leaves a half-written run visible. Loading is strict: every file is checked once (core.run.reading, .formats,
+.schemas), and every problem raises CheckpointError "<run>/<file>: <problem>", relative to the runs folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import shutil
@@ -20,53 +18,69 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
-from core import validate
+from core import families
 from core.files import replacing, write_json
-from core.run_config import FORMAT_VERSION  # noqa: F401  (re-exported)
-from core.validate import (  # noqa: F401  (re-exported: the names every reader uses)
+from core.models import build_model
+from core.run.config import FORMAT_VERSION
+from core.run.formats import check_embeddings_file, check_png
+from core.run.layout import (
     CONFIG,
     EMBEDDING_KEYS,
     EMBEDDINGS,
     HISTORY,
     METRICS,
+    NEAREST,
     OPTIONAL_EMBEDDING_KEYS,
     SAMPLES,
     WEIGHTS,
     CheckpointError,
-    check_run,
+    where,
 )
+from core.run.reading import check_folder, open_regular
+from core.run.schemas import check_weights, embedding_shape, read_config, read_embeddings, read_history, read_metrics
 
 
-# --- paths -------------------------------------------------------------------------------------
-def run_path(root: str | os.PathLike, name: str) -> Path:
-    """root/name, refusing names that are empty, hidden or escape root (.., absolute, separators)."""
-    if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..", "."):
-        raise CheckpointError(f"invalid run name {name!r}: use letters, digits, '-' and '_' only")
-    root = Path(root).resolve()
-    path = (root / name).resolve()
-    if path.parent != root:
-        raise CheckpointError(f"run name {name!r} escapes {root}")
-    return path
+@dataclass
+class Checked:
+    """What check_run read and checked (so loading need not read it again)."""
+
+    config: dict
+    history: dict
+    metrics: dict | None
+    grids: list[Path] = field(default_factory=list)
+    embeddings: dict[str, np.ndarray] | None = None  # loaded only when asked for
 
 
-def resolve_run(root: str | os.PathLike, name_or_path: str) -> Path:
-    """A run given as a folder path (anything with a separator, or an existing folder) or as a name under root."""
-    p = Path(name_or_path)
-    return p if p.is_dir() or "/" in name_or_path or "\\" in name_or_path else run_path(root, name_or_path)
+def check_run(path: str | os.PathLike, label: str | None = None, load_embeddings: bool = False) -> Checked:
+    """Check a whole run folder, each file once: the folder (no links, pipes or devices), config.json, the
+    weights' header against the config, history.json, metrics.json, embeddings.npz (required for a family with
+    an encoder, whose embeddings `load_embeddings` also loads, from the file it checked), the PNGs' headers.
+    Raises CheckpointError "<run>/<file>: ..."."""
+    path = Path(path)
+    grids = check_folder(path, label)
+    cfg = read_config(path, label)
+    check_weights(path, cfg, label)
+    history = read_history(path, label)
+    metrics = read_metrics(path, label)
+    embeddings = None
+    has_encoder = families.get(cfg["model"]).has_encoder
+    if load_embeddings and has_encoder:
+        embeddings = read_embeddings(path, cfg, label)
+    elif has_encoder or os.path.lexists(path / EMBEDDINGS):
+        rel = where(path, EMBEDDINGS, label)
+        f, size = open_regular(path / EMBEDDINGS, rel)
+        with f:
+            check_embeddings_file(f, size, rel, *embedding_shape(cfg))
+    for grid in grids:
+        check_png(grid, where(path, f"{SAMPLES}/{grid.name}", label))
+    if os.path.lexists(path / NEAREST):
+        check_png(path / NEAREST, where(path, NEAREST, label))
+    return Checked(cfg, history, metrics, grids, embeddings)
 
 
-def list_runs(root: str | os.PathLike) -> list[str]:
-    """Names of the runs (folders holding a config.json entry) under root, sorted; hidden ones skipped.
-    Listed is not loadable: a linked folder or config.json is listed so that checking it can refuse it."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and os.path.lexists(p / CONFIG))
-
-
-# --- provenance --------------------------------------------------------------------------------
 def git_commit() -> str:
     """HEAD of the repository this code lives in, with '+dirty' for uncommitted changes; 'unknown' outside git."""
     here = Path(__file__).resolve().parent
@@ -98,7 +112,6 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
-# --- writing -----------------------------------------------------------------------------------
 def write_png(path: str | os.PathLike, grid: np.ndarray) -> None:
     """A uint8 (H, W) grid as a grayscale PNG, replaced atomically."""
     from PIL import Image
@@ -118,8 +131,6 @@ def save_run(
     overwrite: bool = False,
 ) -> Path:
     """Write a complete run folder atomically. `config` is the run's config.json (see core.train_run)."""
-    from safetensors.torch import save_file
-
     path = Path(path).resolve()
     if path.exists() and not overwrite:
         raise CheckpointError(f"{path} exists; choose another name or pass overwrite=True")
@@ -171,29 +182,20 @@ def write_metrics(path: str | os.PathLike, metrics: dict) -> None:
     write_json(path / METRICS, metrics)
 
 
-# --- reading (every reader checks through core.validate) -------------------------------------------
-def read_config(path: str | os.PathLike, label: str | None = None) -> dict:
-    """config.json, checked: known model and data set, a model_config its config class accepts, typed fields."""
-    return validate.read_config(path, label)
-
-
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", label: str | None = None,
-               cfg: dict | None = None) -> torch.nn.Module:
+               cfg: dict | None = None, checked: bool = False) -> torch.nn.Module:
     """Build the model from config.json and load model.safetensors strictly, in eval mode. The weights'
-    header is checked against the model first (sizes, tensor count, names, shapes) before any tensor is read."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from core.models import build_model
-
+    header is checked against the model first (sizes, tensor count, names, shapes) before any tensor is read,
+    unless `checked` says check_run has just done so."""
     path = Path(path)
     cfg = cfg or read_config(path, label)
-    rel = f"{validate.label_of(path, label)}/{WEIGHTS}"
-    validate.check_weights(path, cfg, label)
+    if not checked:
+        check_weights(path, cfg, label)
+    rel = where(path, WEIGHTS, label)
     try:
         model = build_model(cfg["model"], cfg["model_config"], saved=True)
     except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{validate.label_of(path, label)}/{CONFIG}: bad model_config: {err}") from err
+        raise CheckpointError(f"{where(path, CONFIG, label)}: bad model_config: {err}") from err
     try:
         state = load_file(str(path / WEIGHTS), device=str(device))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
@@ -204,31 +206,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", labe
         first = str(err).strip().splitlines()
         raise CheckpointError(f"{rel}: does not match {CONFIG}: {' '.join(first[:3])[:400]}") from err
     return model.to(device).eval()
-
-
-def read_history(path: str | os.PathLike, label: str | None = None) -> dict:
-    return validate.read_history(path, label)
-
-
-def read_metrics(path: str | os.PathLike, label: str | None = None) -> dict | None:
-    """metrics.json, or None when the run has not been evaluated."""
-    return validate.read_metrics(path, label)
-
-
-def read_embeddings(path: str | os.PathLike, cfg: dict | None = None, label: str | None = None
-                    ) -> dict[str, np.ndarray]:
-    """embeddings.npz, checked before any array is inflated (`cfg` adds the latent size and class checks;
-    default: the run's config.json when it is readable)."""
-    if cfg is None:
-        with contextlib.suppress(CheckpointError):
-            cfg = read_config(path, label)
-    return validate.read_embeddings(path, cfg, label)
-
-
-def sample_grids(path: str | os.PathLike) -> list[Path]:
-    """The per-epoch sample grid PNGs, in epoch order."""
-    d = Path(path) / SAMPLES
-    return sorted(d.glob("epoch_*.png")) if d.is_dir() else []
 
 
 @dataclass
@@ -244,13 +221,10 @@ class Run:
 
 
 def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", label: str | None = None) -> Run:
-    """Check the whole run folder (core.validate.check_run), then load it (embeddings only for a family with
-    an encoder). `label` names the run in errors (default: the folder's name)."""
+    """Check the whole run folder once (check_run), then load it: the weights the check passed, the embeddings
+    it loaded (for a family with an encoder). `label` names the run in errors (default: the folder's name)."""
     path = Path(path)
-    checked = check_run(path, label)
+    checked = check_run(path, label, load_embeddings=True)
     cfg = checked.config
-    from core import families
-
-    embeddings = read_embeddings(path, cfg, label) if families.get(cfg["model"]).has_encoder else None
-    return Run(path.name, path, cfg, load_model(path, device, label, cfg), checked.history, checked.metrics,
-               embeddings, checked.grids)
+    model = load_model(path, device, label, cfg, checked=True)
+    return Run(path.name, path, cfg, model, checked.history, checked.metrics, checked.embeddings, checked.grids)

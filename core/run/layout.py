@@ -1,0 +1,79 @@
+"""What a run folder holds and how runs are named and found; the error every check raises.
+
+```
+<run>/  config.json · model.safetensors · history.json · samples/epoch_NNN.png · embeddings.npz · metrics.json
+        nearest.png
+```
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CONFIG, WEIGHTS, HISTORY, METRICS, EMBEDDINGS, SAMPLES = (
+    "config.json", "model.safetensors", "history.json", "metrics.json", "embeddings.npz", "samples")
+NEAREST = "nearest.png"
+EMBEDDING_KEYS = ("indices", "labels", "codes", "tsne")
+OPTIONAL_EMBEDDING_KEYS = ("images",)  # (N, H, W) uint8 test digits
+
+
+class CheckpointError(Exception):
+    """A run folder is missing, corrupt, truncated, oversized or does not match its config."""
+
+
+def label_of(path: str | os.PathLike, label: str | None = None) -> str:
+    """How a run is named in messages: `label`, else the folder's name (relative to the runs folder)."""
+    return label or Path(path).name
+
+
+def where(path: Path, name: str, label: str | None = None) -> str:
+    """`<run>/<file>`: a file as errors name it (relative to the runs folder, never the server's path)."""
+    return f"{label_of(path, label)}/{name}"
+
+
+def run_path(root: str | os.PathLike, name: str) -> Path:
+    """root/name, refusing names that are empty, hidden or escape root (.., absolute, separators)."""
+    if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..", "."):
+        raise CheckpointError(f"invalid run name {name!r}: use letters, digits, '-' and '_' only")
+    root = Path(root).resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise CheckpointError(f"run name {name!r} escapes {root}")
+    return path
+
+
+def resolve_run(root: str | os.PathLike, name_or_path: str) -> Path:
+    """A run given as a folder path (anything with a separator, or an existing folder) or as a name under root."""
+    p = Path(name_or_path)
+    return p if p.is_dir() or "/" in name_or_path or "\\" in name_or_path else run_path(root, name_or_path)
+
+
+def list_runs(root: str | os.PathLike) -> list[str]:
+    """Names of the runs (folders holding a config.json entry) under root, sorted; hidden ones skipped.
+    Listed is not loadable: a linked folder or config.json is listed so that checking it can refuse it."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and os.path.lexists(p / CONFIG))
+
+
+def sample_grids(path: str | os.PathLike) -> list[Path]:
+    """The per-epoch sample grid PNGs, in epoch order."""
+    d = Path(path) / SAMPLES
+    return sorted(d.glob("epoch_*.png")) if d.is_dir() else []
+
+
+def stamp(path: str | os.PathLike) -> tuple:
+    """A cheap fingerprint of a run folder for cache keys: (mtime_ns, size, inode) of the folder, its
+    samples/ and the files a check reads. Any replacement (atomic rename) or edit changes it."""
+    path = Path(path)
+    out = []
+    for name in ("", SAMPLES, CONFIG, WEIGHTS, HISTORY, METRICS, EMBEDDINGS, NEAREST):
+        try:
+            st = os.lstat(path / name if name else path)
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode))
+        except OSError:
+            out.append(None)
+    return tuple(out)

@@ -1,0 +1,111 @@
+"""The Retrain page's side of the job queue (core.jobs runs the training in its own process): this browser
+session's owner token, the queue, starting and cancelling jobs, the data sets a job can train on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core import paths
+from core.run import layout
+
+
+def retrain_caps():
+    from core.jobs import Caps
+
+    return Caps.from_env()
+
+
+def jobs_dir() -> Path:
+    return paths.jobs_dir()
+
+
+def data_root() -> Path:
+    return paths.data_dir()
+
+
+def dataset_available(name: str) -> bool:
+    from core.data import is_available
+
+    return is_available(name, data_root())
+
+
+def download_dataset(name: str) -> None:
+    """Fetch a data set into the data root (needs internet; raises DataMissingError otherwise)."""
+    from core.data import load_split
+
+    for train in (True, False):
+        load_split(name, data_root(), train=train, download=True)
+
+
+def owner_token() -> str:
+    """This browser session's private owner token for the job queue (kept in st.session_state, never shown)."""
+    token = st.session_state.get("_retrain_owner")
+    if not token:
+        import secrets
+
+        token = st.session_state["_retrain_owner"] = secrets.token_urlsafe(24)
+    return token
+
+
+def backend():
+    """The configured backend (RETRAIN_BACKEND: local, the default, or hf-jobs); raises core.jobs.JobError when
+    hf-jobs lacks a setting. Built per call: cheap, and the environment is read as it is now."""
+    from core.jobs import backends
+
+    return backends.get(runs_dir=paths.runs_dir(), state_dir=jobs_dir(), data_dir=data_root(), caps=retrain_caps(),
+                        classifiers=paths.checkpoints_dir())
+
+
+def job_queue() -> list[dict]:
+    """Active jobs, running first, with position and estimated seconds (raises core.jobs.JobError)."""
+    return backend().queue()
+
+
+def my_jobs() -> list[dict]:
+    """This visitor's jobs, newest first (active ones with their queue position)."""
+    return backend().owner_jobs(owner_token())
+
+
+def current_job() -> dict | None:
+    active = job_queue()
+    return active[0] if active else None
+
+
+def start_job(spec: dict, flavor: str | None = None) -> str:
+    return backend().start_job(spec, owner_token(), flavor)
+
+
+def start_evaluation(run: str) -> str:
+    """Queue the quick evaluation of this visitor's retrained run (results land in its metrics.json)."""
+    return backend().start_evaluation(run, owner_token())
+
+
+def cancel_job(job_id: str) -> dict | None:
+    """Cancel or remove this visitor's job (core.jobs.NotOwner for anyone else's)."""
+    return backend().cancel_job(job_id, owner_token())
+
+
+def flavors() -> list[dict]:
+    """The hardware a visitor may pick with its price per hour ([] for the local backend: no choice)."""
+    return backend().flavors()
+
+
+def estimate(spec: dict, flavor: str) -> dict:
+    """The most a job may take and cost on `flavor` (hf-jobs only)."""
+    return backend().estimate(spec, flavor)
+
+
+def run_exists(run: str) -> bool:
+    return (paths.runs_dir() / run / layout.CONFIG).is_file()
+
+
+def job_grid(job: dict) -> str | None:
+    """The sample grid to show for a job: the saved run's last grid once it exists, else the live one."""
+    if job.get("run") and run_exists(job["run"]):
+        grids = layout.sample_grids(paths.runs_dir() / job["run"])
+        if grids:
+            return str(grids[-1])
+    grid = job.get("grid")
+    return grid if grid and Path(grid).is_file() else None
