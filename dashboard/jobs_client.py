@@ -3,6 +3,7 @@ session's owner token, the queue, starting and cancelling jobs, the data sets a 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -39,13 +40,42 @@ def download_dataset(name: str) -> None:
         load_split(name, data_root(), train=train, download=True)
 
 
+OWNER_COOKIE = "gv_owner"
+TOKEN_RE = re.compile(r"^[0-9a-f]{64}$")
+# Runs once in a browser that has no owner cookie yet: 32 random bytes made by the browser itself (the server
+# never sends a token), kept for a year, then one reload so the server's next connection carries it. A Space
+# is embedded in huggingface.co, so over https the cookie must be SameSite=None (partitioned per top site).
+# sessionStorage stops a reload loop where cookies are refused; that tab then keeps a per-tab token.
+COOKIE_SCRIPT = """<script>(function () {
+  if (document.cookie.split("; ").some(function (c) { return c.indexOf("NAME=") === 0; })) {
+    if (!sessionStorage.getItem("NAME_sent")) { sessionStorage.setItem("NAME_sent", "1"); location.reload(); }
+    return;
+  }
+  var b = new Uint8Array(32); crypto.getRandomValues(b);
+  var t = Array.from(b, function (x) { return x.toString(16).padStart(2, "0"); }).join("");
+  var secure = location.protocol === "https:" ? "; SameSite=None; Secure; Partitioned" : "; SameSite=Lax";
+  document.cookie = "NAME=" + t + "; path=/; max-age=31536000" + secure;
+  if (!sessionStorage.getItem("NAME_sent")) { sessionStorage.setItem("NAME_sent", "1"); location.reload(); }
+})();</script>""".replace("NAME", OWNER_COOKIE)
+
+
 def owner_token() -> str:
-    """This browser session's private owner token for the job queue (kept in st.session_state, never shown)."""
+    """This visitor's private owner token for the job queue: a random cookie the browser made and keeps
+    (so a reload, another tab or a server restart is still the same visitor, and owns the same one job);
+    job records keep only its SHA-256 digest, and it is never rendered. Until the browser has sent the cookie
+    (its first view, or where cookies are refused) a token kept in this session stands in."""
     token = st.session_state.get("_retrain_owner")
-    if not token:
+    if token:
+        return token
+    cookie = st.context.cookies.get(OWNER_COOKIE, "")
+    if TOKEN_RE.match(cookie):
+        token = cookie
+    else:
         import secrets
 
-        token = st.session_state["_retrain_owner"] = secrets.token_urlsafe(24)
+        token = secrets.token_urlsafe(24)
+        st.html(COOKIE_SCRIPT, unsafe_allow_javascript=True)
+    st.session_state["_retrain_owner"] = token
     return token
 
 

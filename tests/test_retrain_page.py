@@ -156,6 +156,6 @@ def test_runs_go_to_persistent_storage_when_a_space_has_it(monkeypatch, tmp_path
     assert paths.runs_dir() == paths.PROJECT / "runs"  # not mounted: the container's own (temporary) disk
     (tmp_path / "data").mkdir()
     assert paths.runs_dir() == tmp_path / "data" / "runs"
-    assert jobs_client.jobs_dir() == tmp_path / "data" / "runs" / ".jobs"
+    assert jobs_client.jobs_dir() == paths.PROJECT / "runs" / ".jobs"  # locks never on the (bucket) mount
     monkeypatch.setenv("RUNS_DIR", str(tmp_path / "explicit"))
     assert paths.runs_dir() == tmp_path / "explicit"

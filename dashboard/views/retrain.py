@@ -224,7 +224,9 @@ with st.form("retrain"):
             st.session_state.pop("rt_flavor", None)
         flavor = st.selectbox("Hardware (Hugging Face Jobs)", list(flavors), key="rt_flavor",
                               format_func=lambda n: f"{flavors[n]['label']} · ${flavors[n]['usd_per_hour']:.2f}/hour")
-        costs = [f"{name}: at most ${jobs_client.estimate({}, name)['max_usd']:.2f}" for name in flavors]
+        most = {name: jobs_client.estimate({}, name)["max_usd"] for name in flavors}
+        costs = [f"{name} (${f['usd_per_hour']:.2f}/hour): at most "
+                 f"{'under $0.01' if most[name] < 0.01 else f'${most[name]:.2f}'}" for name, f in flavors.items()]
         st.caption(f"A job runs at most {jobs_client.estimate({}, next(iter(flavors)))['max_minutes']} min "
                    f"(the time cap plus start-up), billed per minute: {'; '.join(costs)}.")
     submitted = st.form_submit_button("Start training", type="primary")

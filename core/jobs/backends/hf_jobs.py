@@ -303,9 +303,23 @@ class HfJobsBackend:
         return [store._read_json(p) for p in sorted(folder.glob("*.json"), reverse=True)] if folder.is_dir() else []
 
     # --- the interface ------------------------------------------------------------------------------
+    def adopt_finished(self) -> list[str]:
+        """Copy the newest `keep_runs` complete runs of the bucket that runs_dir lacks (after a restart emptied
+        the container's disk). Returns the runs copied."""
+        incoming = self._incoming()
+        if incoming is None or not incoming.is_dir():
+            return []
+        markers = sorted(incoming.glob("*.complete"), key=lambda p: p.stat().st_mtime)[-self.caps.keep_runs:]
+        runs = [m.name[:-len(".complete")] for m in markers]
+        runs = [r for r in runs if run_re().match(r) and not (self.runs_dir / r).exists()]
+        for run in runs:
+            self._adopt(run)
+        return runs
+
     def queue(self) -> list[dict]:
         """Active jobs: running ones (position 0, as many as RETRAIN_MAX_CONCURRENT) then waiting ones (1, 2...)."""
         self.promote()
+        _cached(("adopt", str(self.runs_dir)), 10 * CACHE_S, self.adopt_finished)
         recent = time.time() - 2 * LOST_AFTER_S  # a completed job stays "finishing" until its run is adopted
         running = [self._status(j) for j in self._remote()
                    if _stage(j) in ("SCHEDULING", "RUNNING")
