@@ -89,7 +89,7 @@ def cmd_train(args) -> None:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       device=args.device, time_budget_s=args.time_budget, lr_schedule=args.lr_schedule,
-                      keep_best=args.keep_best)
+                      keep_best=args.keep_best, precision=args.precision, clock=args.clock)
     quality = None
     if family.generative and args.quality != "none":
         quality = Path(args.quality or paths.checkpoints_dir() / f"{args.dataset}-classifier")
@@ -226,7 +226,8 @@ def cmd_pull(args) -> None:
 
 
 # model_config fields the train command sets from flags (each family takes the ones its config has)
-MODEL_OPTIONS = ("latent_dim", "width", "loss", "d_norm", "ema", "d_lr_ratio", "mbstd")
+MODEL_OPTIONS = ("latent_dim", "width", "loss", "d_norm", "ema", "d_lr_ratio", "mbstd", "r1_gamma", "r1_every",
+                 "d_steps", "g_width", "arch")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GAN: D's learning rate over G's, two time-scale rule (default: the model's)")
     t.add_argument("--mbstd", action=argparse.BooleanOptionalAction, default=None,
                    help="GAN: minibatch standard-deviation feature in D (default: the model's)")
+    t.add_argument("--r1-gamma", type=float, default=None,
+                   help="GAN: weight of the R1 penalty on real images (Mescheder 2018), 0 = none (default)")
+    t.add_argument("--r1-every", type=int, default=None,
+                   help="GAN: apply R1 every N-th D step, weighted N (default: 1)")
+    t.add_argument("--d-steps", type=int, default=None, help="GAN: D updates per G update (default: 1)")
+    t.add_argument("--g-width", type=int, default=None,
+                   help="GAN: G's width when it differs from D's (default: --width)")
+    t.add_argument("--arch", choices=["conv", "mlp"], default=None,
+                   help="classifier: conv (default) or mlp, a dense second feature space for checks")
     t.add_argument("--quality", default=None,
                    help="classifier run for the per-epoch quality check, or 'none' (default: "
                         "checkpoints/DATASET-classifier when it exists)")
@@ -289,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: none)")
     t.add_argument("--synthetic", type=int, default=None, metavar="N",
                    help="train on N generated images instead of the data set: a smoke test (default: the data set)")
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="training arithmetic: bf16 autocast, fp32, or auto = bf16 on a CPU with native "
+                        "bfloat16 (AVX-512 BF16 / AMX), else fp32")
+    t.add_argument("--clock", choices=["wall", "process"], default="wall",
+                   help="what --time-budget and the epoch times count: wall seconds, or this process's CPU "
+                        "seconds (fair on a shared machine)")
     t.set_defaults(func=cmd_train)
 
     ls = command("list", "list the runs under a folder (and under runs/, where retrained runs go)")

@@ -33,7 +33,7 @@ NEAREST_COUNT = 8
 # but the healthy value is that of unseen real digits (nn_dist_test_to_train), not "as large as possible".
 LOWER_IS_BETTER = {
     "frechet_distance": True, "kid": True, "precision": False, "recall": False, "class_kl_to_uniform": True,
-    "mean_confidence": False, "reconstruction_mse": True, "nn_dist_samples_to_train": False,
+    "mean_confidence": False, "legible_share": False, "reconstruction_mse": True, "nn_dist_samples_to_train": False,
     "nn_dist_test_to_train": False, "neg_elbo": True, "neg_iwae": True,
 }
 
@@ -96,7 +96,7 @@ def sample_scores(real_feats, real_radii, fake_feats, fake_probs, knn_k: int) ->
     p, r = metrics.precision_recall(real_feats, fake_feats, knn_k, real_radii=real_radii)
     cov = metrics.class_coverage(fake_probs)
     return ({"frechet_distance": metrics.frechet_distance(real_feats, fake_feats), "precision": p, "recall": r,
-             "class_kl_to_uniform": cov["kl_to_uniform"]}, cov)
+             "class_kl_to_uniform": cov["kl_to_uniform"], "legible_share": cov["legible_share"]}, cov)
 
 
 def summary(values: list[float]) -> dict:
@@ -174,8 +174,8 @@ def evaluate_run(
     times["real"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    names = ["frechet_distance", "kid", "precision", "recall", "class_kl_to_uniform", "mean_confidence",
-             "nn_dist_samples_to_train"]
+    names = ["frechet_distance", "kid", "precision", "recall", "class_kl_to_uniform", "legible_share",
+             "mean_confidence", "nn_dist_samples_to_train"]
     per_seed: dict[str, list[float]] = {k: [] for k in names}
     hists, sample_nn = [], []
     for seed in seeds:
@@ -228,6 +228,7 @@ def evaluate_run(
         "precision": summary([ref_p]),
         "recall": summary([ref_r]),
         "class_kl_to_uniform": summary([ref_cov["kl_to_uniform"]]),
+        "legible_share": summary([ref_cov["legible_share"]]),
         "mean_confidence": summary([ref_cov["mean_confidence"]]),
     }
     times["reference"] = time.perf_counter() - t

@@ -102,13 +102,17 @@ def flagged_classes(histogram) -> tuple[list[int], list[int]]:
             [c for c in range(k) if histogram[c] < STARVED_FRACTION / k])
 
 
+LEGIBLE_CONFIDENCE = 0.9  # the classifier's top probability above which a sample counts as legible
+
+
 def class_coverage(probs) -> dict:
     """Class statistics of samples from the classifier's probabilities (N, K).
 
     histogram: fraction of samples per predicted class; kl_to_uniform: KL(histogram || uniform) in nats
     (0 = balanced, log K = one class only); missing: classes below 0.1/K of the samples (a dropped
     mode); starved: below 0.5/K; coverage: fraction of classes not missing; mean_confidence: mean
-    max-probability (low = ambiguous digits).
+    max-probability (low = ambiguous digits); legible_share: fraction read with confidence above
+    LEGIBLE_CONFIDENCE (a digit a reader would name at once).
     """
     p = _f64(probs)
     n, k = p.shape
@@ -124,6 +128,7 @@ def class_coverage(probs) -> dict:
         "coverage": 1 - len(missing) / k,
         "collapsed": bool(missing),
         "mean_confidence": float(p.max(1).values.mean()),
+        "legible_share": float((p.max(1).values > LEGIBLE_CONFIDENCE).double().mean()),
     }
 
 

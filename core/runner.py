@@ -13,7 +13,7 @@ from core import data, datasets, embed, families
 from core.models import build_model
 from core.run import folder, layout
 from core.run.config import DataRecord, RunConfig
-from core.train import TrainConfig, fit, resolve_device, seed_everything
+from core.train import TrainConfig, fit, resolve_device, resolve_precision, seed_everything
 
 
 def load_data(dataset: str, data_dir, device, download: bool = False, limit: int | None = None):
@@ -55,6 +55,7 @@ def train_run(
     if out.exists() and not overwrite:
         raise layout.CheckpointError(f"{out} exists; choose another --out or pass --overwrite")
     device = resolve_device(cfg.device)
+    cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))  # config.json: what ran
     seed_everything(cfg.seed)
     family = families.get(kind)
     model = build_model(kind, for_dataset(family, model_config, datasets.get(dataset))).to(device)

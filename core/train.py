@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -20,6 +21,10 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; training stopped and nothing was written."""
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 10  # passes over the training set
@@ -33,6 +38,13 @@ class TrainConfig:
     time_budget_s: float | None = None  # stop early (after the current step) once this much time has passed
     grid_size: int = 64  # images in the per-epoch fixed-noise sample grid
     keep_best: bool = False  # end with the weights of the epoch whose quality score was best (needs `quality`)
+    # "bf16": training steps under torch.autocast(bfloat16): convolutions and matrix products in bfloat16,
+    # weights, optimizer state and losses in float32. "auto" = bf16 on a CPU with native bfloat16
+    # instructions (AVX-512 BF16 or AMX), fp32 elsewhere. The runner records the resolved value.
+    precision: str = "auto"
+    # what time_budget_s and the epochs' "time_s" count: "wall" seconds, or "process" CPU seconds of this
+    # process (on a shared machine, the work done; with N threads it runs up to N times faster than wall)
+    clock: str = "wall"
 
     def __post_init__(self):
         check_range("epochs", self.epochs, 1, 10_000)
@@ -43,6 +55,10 @@ class TrainConfig:
                 hi = {"lr": 1.0, "beta1": 0.9999, "beta2": 0.99999, "time_budget_s": 1e7}[name]
                 check_range(name, value, 0.0 if name.startswith("beta") else 1e-12, hi)
         check_range("grid_size", self.grid_size, 1, 1024)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
@@ -57,6 +73,30 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (x86 AVX-512 BF16 or AMX); elsewhere bf16 is emulated
+    and slower than fp32."""
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        check = getattr(torch.cpu, name, None)
+        if check is not None and check():
+            return True
+    return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """"auto" -> "bf16" on a CPU with native bfloat16, "fp32" on anything else; other values as given."""
+    if name != "auto":
+        return name
+    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
+
+
+def autocast(precision: str, device: torch.device):
+    """The context one training step runs in: bfloat16 autocast for "bf16", nothing for "fp32"."""
+    if resolve_precision(precision, device) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def seed_everything(seed: int) -> None:
@@ -112,7 +152,8 @@ def fit(
     total_steps = cfg.epochs * n_batches
     schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
                   for opt in optimizers.values()] if cfg.lr_schedule == "cosine" else []
-    start = time.perf_counter()
+    clock = CLOCKS[cfg.clock]
+    wall_start, start = time.perf_counter(), clock()
     step, stopped_early = 0, False
     paused = 0.0  # seconds spent in quality checks, left out of the training clock
     best: dict = {"score": math.inf, "epoch": None, "state": None}
@@ -122,7 +163,8 @@ def fit(
         sums: dict[str, float] = {}
         seen = 0
         for x, y in batches(*train, cfg.batch_size, shuffle=True, generator=shuffle_gen):
-            losses = model.step(x, y)
+            with autocast(cfg.precision, device):
+                losses = model.step(x, y)
             for sched in schedulers:
                 sched.step()
             step += 1
@@ -133,7 +175,7 @@ def fit(
                 steps.setdefault(k, []).append(round(v, 6))
                 sums[k] = sums.get(k, 0.0) + v * x.shape[0]
             seen += x.shape[0]
-            elapsed = time.perf_counter() - start - paused
+            elapsed = clock() - start - paused
             if on_step:
                 on_step({"epoch": epoch, "step": step, "total_steps": total_steps, "elapsed_s": elapsed,
                          "eta_s": elapsed / step * (total_steps - step), "losses": losses})
@@ -141,7 +183,7 @@ def fit(
                 stopped_early = True
                 break
         epochs["epoch"].append(epoch)
-        epochs["time_s"].append(round(time.perf_counter() - start - paused, 3))
+        epochs["time_s"].append(round(clock() - start - paused, 3))
         for k, v in sums.items():
             epochs.setdefault(f"train/{k}", []).append(round(v / seen, 6))
         if test is not None:
@@ -152,14 +194,14 @@ def fit(
             model.eval()
             grids[epoch] = make_grid(model.sample(noise).cpu().numpy())
         if quality is not None:
-            t = time.perf_counter()
+            t = clock()
             q = quality(model)
             for k, v in q.items():
                 epochs.setdefault(f"quality/{k}", []).append(round(v, 6))
             if cfg.keep_best and q["score"] < best["score"]:
                 best = {"score": q["score"], "epoch": epoch,
                         "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-            paused += time.perf_counter() - t
+            paused += clock() - t
         if on_epoch:
             on_epoch({"epoch": epoch, "epochs": cfg.epochs, "step": step,
                       "row": {k: v[-1] for k, v in epochs.items()}, "grid": grids.get(epoch)})
@@ -169,6 +211,6 @@ def fit(
         model.load_state_dict(best["state"])
     model.eval()
     return {"history": {"steps": steps, "epochs": epochs}, "grids": grids,
-            "wall_time_s": round(time.perf_counter() - start, 2),
-            "train_time_s": round(time.perf_counter() - start - paused, 2),
+            "wall_time_s": round(time.perf_counter() - wall_start, 2),
+            "train_time_s": round(clock() - start - paused, 2),
             "stopped_early": stopped_early, "best_epoch": best["epoch"]}

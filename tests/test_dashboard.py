@@ -240,7 +240,8 @@ def test_metrics_page_shows_the_evaluation(monkeypatch, evaluated_runs):
     table = at.table[0].value
     names = set(table["metric"])
     assert {"Fréchet distance (classifier features)", "Precision (fidelity)", "Recall (coverage)",
-            "Class balance: KL to uniform (nats)", "−log p(x), IWAE bound (nats per image)"} <= names
+            "Class balance: KL to uniform (nats)", "−log p(x), IWAE bound (nats per image)",
+            "Legible share (confidence > 0.9)"} <= names
     assert not any(k in table.to_csv() for k in RAW_KEYS)  # human names only
     nn = table[table["metric"].str.startswith("Distance to nearest training digit")].iloc[0]
     assert nn["better"] == "≈ real data" and "✓" not in nn["VAE"] + nn["GAN"]  # a check, not a contest
@@ -255,6 +256,8 @@ def test_metrics_page_shows_the_evaluation(monkeypatch, evaluated_runs):
     assert all(t["mode"] == "markers" for t in pr["data"])  # names in the legend, no text labels to collide
     goto(at, "overview")
     assert any(m.label == "Fréchet distance ↓" for m in at.metric)
+    legible = [m.value for m in at.metric if m.label == "Legible ↑"]
+    assert len(legible) == 2 and all("% (real " in v for v in legible)  # real digits' share beside it
 
 
 def test_metrics_page_names_classes_and_explains_a_negative_kid_floor(monkeypatch, tmp_path, evaluated_runs):

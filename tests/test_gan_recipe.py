@@ -205,3 +205,66 @@ def test_encoder_alongside_steps_with_g():
     model = build_model("gan", {**TINY["gan"], "encoder_epochs": 0})
     model.configure_optimizers(1e-3, (0.5, 0.999))
     assert {"e_loss", "e_latent", "e_recon"} <= set(model.step(torch.rand(4, 1, 28, 28)))
+
+
+def test_r1_penalty_is_the_squared_input_gradient_of_d():
+    model = build_model("gan", {**TINY["gan"], "d_norm": "none", "mbstd": False, "r1_gamma": 1.0})
+    x = torch.rand(5, 1, 28, 28)
+    _, penalty = model.r1_penalty(x)
+    xs = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model.discriminator(xs).sum(), xs)
+    assert penalty.item() == pytest.approx(grad.pow(2).flatten(1).sum(1).mean().item(), rel=1e-5)
+    penalty.backward()  # create_graph: the penalty trains D (every weight; a bias shifts D, not its slope)
+    weights = [p for n, p in model.discriminator.named_parameters() if n.endswith("weight")]
+    assert weights and all(p.grad is not None and p.grad.abs().sum() > 0 for p in weights)
+
+
+def test_lazy_r1_trains_and_reports_its_penalty(splits):
+    torch.manual_seed(0)
+    model = build_model("gan", {**TINY["gan"], "r1_gamma": 10.0, "r1_every": 2})
+    steps = fit(model, *splits, TrainConfig(epochs=2, batch_size=32, device="cpu"))["history"]["steps"]
+    assert len(steps["r1"]) == len(steps["step"]) == 12
+    assert steps["r1"][0] == 0.0 and steps["r1"][1] > 0  # computed on the 2nd, 4th, ... D steps
+    assert steps["r1"][2] == steps["r1"][1]  # a skipped step repeats the latest value
+    plain = _trained(splits)
+    penalised = _trained(splits, r1_gamma=10.0)
+    assert any(not torch.equal(a, b) for a, b in zip(plain.discriminator.parameters(),
+                                                      penalised.discriminator.parameters()))
+
+
+def test_two_d_steps_per_g_step(splits, monkeypatch):
+    torch.manual_seed(0)
+    model = build_model("gan", {**TINY["gan"], "d_steps": 2})
+    model.configure_optimizers(2e-4, (0.5, 0.999))
+    counts = {"d": 0, "g": 0}
+    for name in counts:
+        real = model.optimizers[name].step
+
+        def counting(*a, _real=real, _name=name, **k):
+            counts[_name] += 1
+            return _real(*a, **k)
+        monkeypatch.setattr(model.optimizers[name], "step", counting)
+    x = torch.rand(8, 1, 28, 28)
+    out = [model.step(x) for _ in range(6)]
+    assert counts == {"d": 6, "g": 3}
+    assert all("g_loss" in o for o in out)
+
+
+def test_separate_generator_width():
+    model = build_model("gan", {**TINY["gan"], "g_width": 8})
+    assert model.generator[0][0].out_features == 4 * 8 * 7 * 7  # G: 4*g_width maps of 7x7, then 2*g_width
+    assert build_model("gan", TINY["gan"]).generator[0][0].out_features == 4 * TINY["gan"]["width"] * 7 * 7
+    assert model.discriminator[0].out_channels == TINY["gan"]["width"]  # D keeps width
+    assert model.sample(torch.randn(2, TINY["gan"]["latent_dim"])).shape == (2, 1, 28, 28)
+
+
+@pytest.mark.parametrize("field,value", [("r1_gamma", -1.0), ("r1_every", 0), ("d_steps", 0), ("d_steps", 1.5),
+                                         ("g_width", 2)])
+def test_new_options_are_range_checked(field, value):
+    with pytest.raises(ValueError, match=field):
+        GANConfig(**{field: value})
+
+
+def test_runs_saved_before_the_new_options_keep_their_behaviour():
+    cfg = GANConfig.from_saved({"d_norm": "spectral", "ema": 0.999, "mbstd": True, "encoder_epochs": 2})
+    assert (cfg.r1_gamma, cfg.r1_every, cfg.d_steps, cfg.g_width) == (0.0, 1, 1, None)

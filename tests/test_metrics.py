@@ -88,6 +88,17 @@ def test_one_class_generator_is_flagged_collapsed():
     assert cov["missing"] == [c for c in range(10) if c != 3]
     assert cov["kl_to_uniform"] == pytest.approx(math.log(10))
     assert cov["mean_confidence"] == pytest.approx(0.91)
+    assert cov["legible_share"] == 1.0  # 0.91 > 0.9: every sample reads as a 3 at once
+
+
+def test_legible_share_counts_confident_samples_only():
+    probs = torch.full((4, 10), 0.0)
+    probs[0, 1], probs[1, 2] = 0.95, 0.9  # confident; exactly at the threshold (not counted)
+    probs[2, :2] = 0.5  # a 0/1 hybrid
+    probs[3, 5] = 0.99
+    probs[:2, 0] += 1 - probs[:2].sum(1)
+    cov = metrics.class_coverage(probs)
+    assert cov["legible_share"] == pytest.approx(0.5)
 
 
 def test_balanced_classes_with_one_starved_one():
@@ -168,13 +179,14 @@ def test_evaluate_run_writes_evaluation_and_keeps_other_keys(eval_setup, splits,
     assert stored["evaluation"] == json.loads(json.dumps(ev))
 
     expected = {"frechet_distance", "kid", "precision", "recall", "class_kl_to_uniform", "mean_confidence",
-                "reconstruction_mse", "nn_dist_samples_to_train", "nn_dist_test_to_train"}
+                "legible_share", "reconstruction_mse", "nn_dist_samples_to_train", "nn_dist_test_to_train"}
     if name == "mnist-vae":
         expected |= {"neg_elbo", "neg_iwae"}
     assert set(ev["metrics"]) == expected
     assert set(ev["lower_is_better"]) == expected
     assert set(ev["reference"]) == {"frechet_distance", "kid", "precision", "recall", "class_kl_to_uniform",
-                                    "mean_confidence"}
+                                    "legible_share", "mean_confidence"}
+    assert 0 <= ev["metrics"]["legible_share"]["mean"] <= 1
     for m in ev["metrics"].values():
         assert len(m["values"]) in (1, 2) and all(math.isfinite(v) for v in m["values"])
         assert m["mean"] == pytest.approx(np.mean(m["values"]))

@@ -33,6 +33,18 @@ def test_classifier_shapes():
     assert torch.allclose(model.predict_proba(x).sum(1), torch.ones(4))
 
 
+def test_mlp_classifier_is_a_dense_second_feature_space():
+    model = build_model("classifier", {"arch": "mlp", "feature_dim": 64})
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    model.configure_optimizers(1e-3, (0.9, 0.999))
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    assert set(model.step(x, y)) == {"cross_entropy", "accuracy"}
+    assert model.features(x).shape == (4, 64)
+    assert torch.allclose(model.predict_proba(x).sum(1), torch.ones(4))
+    with pytest.raises(ValueError, match="arch"):
+        build_model("classifier", {"arch": "resnet"})
+
+
 def test_seed_presets_follow_the_design_document():
     vae = build_model("vae", {"preset": "seed"})
     enc = [m.out_features for m in vae.encoder.modules() if isinstance(m, torch.nn.Linear)]

@@ -6,7 +6,7 @@ import torch
 from core.models import build_model
 from core.run.folder import load_model
 from core.runner import train_run
-from core.train import TrainConfig, TrainingDiverged, fit, make_grid
+from core.train import TrainConfig, TrainingDiverged, fit, make_grid, resolve_precision
 
 from .conftest import TINY, make_tiny_run
 
@@ -67,15 +67,18 @@ def test_huge_learning_rate_diverges_cleanly(tmp_path, splits):
     assert not (tmp_path / "run").exists()
 
 
-def test_time_budget_stops_early(splits):
+@pytest.mark.parametrize("clock", ["wall", "process"])
+def test_time_budget_stops_early(splits, clock):
     model = build_model("vae", TINY["vae"])
-    result = fit(model, *splits, TrainConfig(epochs=50, batch_size=16, time_budget_s=1e-9, device="cpu"))
+    result = fit(model, *splits, TrainConfig(epochs=50, batch_size=16, time_budget_s=1e-9, device="cpu", clock=clock))
     assert result["stopped_early"] and result["history"]["steps"]["step"] == [1]
+    assert result["history"]["epochs"]["time_s"][0] > 0
 
 
 @pytest.mark.parametrize("field,value", [("epochs", 0), ("batch_size", 0), ("lr", -1.0), ("lr", 5.0),
                                          ("beta1", 1.5), ("device", "tpu"),
-                                         ("lr_schedule", "step")])
+                                         ("lr_schedule", "step"), ("precision", "fp16"),
+                                         ("clock", "cpu")])
 def test_train_config_bounds(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
@@ -93,3 +96,40 @@ def test_cosine_schedule_anneals_to_zero(splits):
     model = build_model("vae", TINY["vae"])
     fit(model, *splits, TrainConfig(epochs=2, batch_size=64, lr=1e-3, lr_schedule="cosine", device="cpu"))
     assert model.optimizers["vae"].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["vae", "gan", "classifier"])
+def test_bf16_autocast_trains_finitely_and_differs_from_fp32(kind, splits):
+    weights = {}
+    for precision in ("bf16", "fp32", "bf16"):
+        torch.manual_seed(0)
+        model = build_model(kind, TINY.get(kind, {"width": 4, "feature_dim": 8}))
+        result = fit(model, *splits, TrainConfig(epochs=1, batch_size=64, device="cpu", precision=precision))
+        losses = [v for k, vs in result["history"]["steps"].items() if k not in ("step", "epoch") for v in vs]
+        assert losses and all(math.isfinite(v) for v in losses)
+        state = model.state_dict()
+        assert all(v.dtype != torch.bfloat16 for v in state.values())  # weights stay fp32
+        weights.setdefault(precision, []).append(state)
+    a, b = weights["bf16"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same seed, same device: the same weights
+    fp32 = weights["fp32"][0]
+    assert not all(torch.equal(a[k], fp32[k]) for k in a if a[k].dtype.is_floating_point)  # autocast did act
+
+
+def test_auto_precision_follows_the_cpu(monkeypatch):
+    monkeypatch.setattr("core.train.cpu_has_bf16", lambda: True)
+    assert resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr("core.train.cpu_has_bf16", lambda: False)
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+
+
+@pytest.mark.parametrize("asked", ["auto", "fp32", "bf16"])
+def test_config_records_the_precision_that_ran(asked, tmp_path, splits):
+    from core.run.schemas import read_config
+
+    run = train_run("gan", tmp_path / "run", TINY["gan"],
+                    TrainConfig(epochs=1, batch_size=64, device="cpu", precision=asked), splits=splits, embed_size=32)
+    recorded = read_config(run)["train_config"]["precision"]
+    assert recorded == resolve_precision(asked, torch.device("cpu")) and recorded in ("fp32", "bf16")

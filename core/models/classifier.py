@@ -13,18 +13,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models.layers import check_image, check_range, evaluating
+from core.models.layers import check_choice, check_image, check_range, evaluating
+
+ARCHS = ("conv", "mlp")
 
 
 @dataclass
 class ClassifierConfig:
-    width: int = 32  # channels of the first conv block (the second has twice as many)
+    arch: str = "conv"  # "conv": two conv blocks; "mlp": a dense net, a second feature space to check claims in
+    width: int = 32  # conv: channels of the first conv block (the second has twice as many); mlp: hidden / 16
     feature_dim: int = 128  # size of the penultimate layer, the feature space of the metrics
     num_classes: int = 10  # the data set's (core.datasets), like the image shape
     image_size: int = 28
     channels: int = 1
 
     def __post_init__(self):
+        check_choice("arch", self.arch, ARCHS)
         check_image(self.channels, self.image_size)
         check_range("width", self.width, 4, 256)
         check_range("feature_dim", self.feature_dim, 8, 4096)
@@ -39,7 +43,21 @@ class Classifier(nn.Module):
         super().__init__()
         self.config = config
         w = config.width
-        self.body = nn.Sequential(
+        if config.arch == "mlp":  # pixels -> 16w -> feature_dim: no convolution, no pooling
+            self.body = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(config.channels * config.image_size ** 2, 16 * w), nn.ReLU(), nn.Dropout(0.2),
+                nn.Linear(16 * w, config.feature_dim), nn.ReLU(),
+            )
+        else:
+            self.body = self.conv_body(config)
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(config.feature_dim, config.num_classes))
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    @staticmethod
+    def conv_body(config: ClassifierConfig) -> nn.Sequential:
+        w = config.width
+        return nn.Sequential(
             nn.Conv2d(config.channels, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
             nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
             nn.MaxPool2d(2),  # (B, w, 14, 14)
@@ -50,8 +68,6 @@ class Classifier(nn.Module):
             nn.Dropout(0.3),
             nn.Linear(2 * w * (config.image_size // 4) ** 2, config.feature_dim), nn.ReLU(),
         )
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(config.feature_dim, config.num_classes))
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
@@ -65,7 +81,7 @@ class Classifier(nn.Module):
 
     def step(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         opt = self.optimizers["classifier"]
-        logits = self(x)
+        logits = self(x).float()  # under bf16 autocast the loss stays fp32
         loss = F.cross_entropy(logits, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()

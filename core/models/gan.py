@@ -17,6 +17,12 @@ Options measured in the README's ablation (each recorded in config.json):
 - `d_lr_ratio`: D's learning rate over G's, the two time-scale update rule (Heusel et al. 2017).
 - `mbstd`: a minibatch standard-deviation feature map appended before D's last layer (Karras et al.
   2018), so D can see a batch that lacks variety.
+- `r1_gamma`: the R1 gradient penalty on real images (Mescheder et al., "Which Training Methods for GANs
+  do actually Converge?", ICML 2018, eq. 9): D's loss gains gamma/2 * E_x[||grad_x D(x)||^2]. With
+  `r1_every` = N > 1 it is applied lazily, every N-th D step with weight N (Karras et al. 2020, Sec. 4).
+- `d_steps`: D updates per G update (WGAN's n_critic, Arjovsky et al. 2017); each D update takes its own
+  real batch, so G takes 1/d_steps as many steps per epoch.
+- `g_width`: G's channels, when they should differ from D's (`width`); None = the same.
 
 A GAN has no encoder. To embed and reconstruct real digits like the VAE does, an encoder E is trained to
 invert the generator that samples (G_ema when `ema` > 0); it never changes G or D. Its loss is a latent
@@ -57,6 +63,10 @@ class GANConfig:
     ema: float = 0.999  # decay of G's weight average used for sampling (Yazici 2019); 0 = no average
     d_lr_ratio: float = 1.0  # D's learning rate / G's (two time-scale update rule, Heusel 2017)
     mbstd: bool | None = None  # minibatch standard-deviation feature in D (Karras 2018); None = on for conv only
+    r1_gamma: float = 0.0  # R1 penalty weight on real images (Mescheder 2018); 0 = none
+    r1_every: int = 1  # apply R1 every N-th D step, weighted N (lazy regularisation)
+    d_steps: int = 1  # D updates per G update
+    g_width: int | None = None  # conv preset: G's width (maps 4*g_width -> 2*g_width -> image); None = width
     encoder_recon_weight: float = 1.0  # weight of ||G(E(x)) - x||^2 against the latent regression
     encoder_epochs: int = 2  # 0: train E alongside G, step by step; N: train E for N epochs after the GAN
     image_size: int = 28  # images are channels x image_size x image_size: the data set's (core.datasets)
@@ -74,6 +84,16 @@ class GANConfig:
         check_range("width", self.width, 4, 256)
         check_range("ema", self.ema, 0.0, 0.99999)
         check_range("d_lr_ratio", self.d_lr_ratio, 0.01, 100.0)
+        check_range("r1_gamma", self.r1_gamma, 0.0, 1000.0)
+        for name, hi in (("r1_every", 64), ("d_steps", 10)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a whole number, got {value!r}")
+            check_range(name, value, 1, hi)
+        if self.g_width is not None:
+            if not isinstance(self.g_width, int) or isinstance(self.g_width, bool):
+                raise ValueError(f"g_width must be a whole number or None, got {self.g_width!r}")
+            check_range("g_width", self.g_width, 4, 256)
         check_range("encoder_recon_weight", self.encoder_recon_weight, 0.0, 100.0)
         if not isinstance(self.encoder_epochs, int) or isinstance(self.encoder_epochs, bool):
             raise ValueError(f"encoder_epochs must be a whole number, got {self.encoder_epochs!r}")
@@ -95,7 +115,8 @@ class MinibatchStd(nn.Module):
     deviation across the batch (Karras et al. 2018, Sec. 3), one constant map for the whole batch."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        std = x.std(dim=0, unbiased=False).mean() if x.shape[0] > 1 else x.new_zeros(())
+        # the statistic in fp32 (under bf16 autocast x is bfloat16), the map in x's dtype
+        std = x.float().std(dim=0, unbiased=False).mean().to(x.dtype) if x.shape[0] > 1 else x.new_zeros(())
         return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
 
 
@@ -128,7 +149,7 @@ class GAN(nn.Module):
         flat = 2 * c.width * (size // 4) ** 2  # conv features: 2w x 7 x 7 for MNIST
         pixels = ch * size * size  # 784 for MNIST
         if c.preset == "conv":  # DCGAN-style: batch norm in G, none on D's input or G's output
-            head = conv_image_head(c.latent_dim, 2 * c.width, norm=True, channels=ch, size=size)
+            head = conv_image_head(c.latent_dim, 2 * (c.g_width or c.width), norm=True, channels=ch, size=size)
             self.generator = nn.Sequential(head, nn.Sigmoid())
             if c.legacy_layout:  # a run saved before the recipe options: conv_features + head
                 self.discriminator = nn.Sequential(conv_features(c.width, norm=True, channels=ch), nn.Linear(flat, 1))
@@ -150,6 +171,9 @@ class GAN(nn.Module):
         # G_ema: never trained by gradients, always in eval mode (its batch norm uses averaged statistics)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if c.ema > 0 else None
         self.ema_updates = 0
+        self.d_updates = 0  # D steps taken: G steps every d_steps-th, R1 every r1_every-th
+        self.last_g: dict[str, float] = {}  # G's losses at its last update, reported between G updates
+        self.last_r1 = 0.0  # the latest R1 penalty, reported on the steps lazy R1 skips
         self.encoder_trained = True  # False only between the start of training and fit_encoder
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
@@ -174,6 +198,7 @@ class GAN(nn.Module):
 
     # --- losses --------------------------------------------------------------------------------
     def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        real_logits, fake_logits = real_logits.float(), fake_logits.float()  # bf16 autocast: losses in fp32
         if self.config.loss == "hinge":  # E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]
             return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
         # -[log D(x) + log(1 - D(G(z)))], the negated value function D ascends (eq. 1)
@@ -181,6 +206,7 @@ class GAN(nn.Module):
                 + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
 
     def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        fake_logits = fake_logits.float()
         if self.config.loss == "non-saturating":  # -log D(G(z))
             return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
         if self.config.loss == "hinge":  # -E[D(G(z))]
@@ -213,31 +239,51 @@ class GAN(nn.Module):
             else:
                 avg.copy_(cur)
 
+    def r1_penalty(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(D's logits on real x, E_x[||grad_x D(x)||^2]) (Mescheder et al. 2018, eq. 9), differentiable in D."""
+        x = x.detach().requires_grad_(True)
+        logits = self.discriminator(x)
+        (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True)
+        return logits, grad.float().pow(2).flatten(1).sum(1).mean()
+
     def step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
-        """One update of D (on detached fakes), then G, then E, on a batch of [0, 1] images."""
-        opt = self.optimizers
-        z = torch.randn(x.shape[0], self.config.latent_dim, device=x.device)
+        """One update of D (on detached fakes), then (every d_steps-th call) G, then E, on a batch of [0, 1]
+        images."""
+        c, opt = self.config, self.optimizers
+        z = torch.randn(x.shape[0], c.latent_dim, device=x.device)
         fake = self.generator(z)  # (B, C, H, W)
 
-        real_logits = self.discriminator(x)
+        self.d_updates += 1
+        r1 = c.r1_gamma > 0 and self.d_updates % c.r1_every == 0
+        if r1:
+            real_logits, penalty = self.r1_penalty(x)
+        else:
+            real_logits = self.discriminator(x)
         fake_logits = self.discriminator(fake.detach())
         d_loss = self.discriminator_loss(real_logits, fake_logits)
+        d_total = d_loss + (c.r1_gamma / 2 * c.r1_every) * penalty if r1 else d_loss
         opt["d"].zero_grad(set_to_none=True)
-        d_loss.backward()
+        d_total.backward()
         opt["d"].step()
 
-        g_loss = self.generator_loss(self.discriminator(fake))
-        opt["g"].zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt["g"].step()
-        self.update_ema()
+        if (self.d_updates - 1) % c.d_steps == 0:  # G after the 1st, (k+1)-th, ... D step: k D steps per G step
+            g_loss = self.generator_loss(self.discriminator(fake))
+            opt["g"].zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt["g"].step()
+            self.update_ema()
+            self.last_g = {"g_loss": g_loss.item()}
         out = {
             "d_loss": d_loss.item(),
-            "g_loss": g_loss.item(),
+            **self.last_g,
             # sigmoid of D's output: D's probability for the BCE losses; for hinge only a squashed score
-            "d_real": torch.sigmoid(real_logits).mean().item(),  # mean D(x)
-            "d_fake": torch.sigmoid(fake_logits).mean().item(),  # mean D(G(z)), before this step's update
+            "d_real": torch.sigmoid(real_logits.float()).mean().item(),  # mean D(x)
+            "d_fake": torch.sigmoid(fake_logits.float()).mean().item(),  # mean D(G(z)), before this step's update
         }
+        if c.r1_gamma > 0:
+            if r1:
+                self.last_r1 = penalty.item()
+            out["r1"] = self.last_r1
         if self.config.encoder_epochs == 0:
             target_fake = fake.detach() if self.generator_ema is None else self.generator_ema(z)
             out.update(self.encoder_step(x, z, target_fake))

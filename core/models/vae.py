@@ -101,9 +101,9 @@ class VAE(nn.Module):
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Loss terms for binary x (B, C, H, W), each a mean over the batch in nats per image."""
-        mu, logvar = self.encode(x)
+        mu, logvar = (t.float() for t in self.encode(x))  # under bf16 autocast the loss stays fp32
         z = self.reparameterize(mu, logvar)
-        reconstruction = bernoulli_nll(self.decode(z), x)  # -log p(x|z), one-sample estimate
+        reconstruction = bernoulli_nll(self.decode(z).float(), x)  # -log p(x|z), one-sample estimate
         kl = kl_to_standard_normal(mu, logvar)
         return {"neg_elbo": (reconstruction + kl).mean(), "reconstruction": reconstruction.mean(), "kl": kl.mean()}
 

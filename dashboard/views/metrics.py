@@ -24,6 +24,9 @@ ROWS = {
     "recall": ("Recall (coverage)", "higher", "Share of real digits inside the samples' k-NN feature manifold"),
     "class_kl_to_uniform": ("Class balance: KL to uniform (nats)", "lower",
                             "KL(histogram of the classifier's predicted classes ‖ uniform): 0 = all classes equally"),
+    "legible_share": ("Legible share (confidence > 0.9)", "higher",
+                      "Share of samples the classifier reads with top-class probability above 0.9: digits a "
+                      "reader would name at once. Broken loops and hybrids of two digits fall below it"),
     "mean_confidence": ("Mean classifier confidence", "higher",
                         "Mean top-class probability on samples: low = ambiguous shapes (an Inception-score analogue)"),
     "reconstruction_mse": ("Reconstruction MSE (pixels in [0, 1])", "lower",
@@ -171,9 +174,9 @@ ref = next(iter(evals.values())).get("reference", {})
 if "precision" in ref and "recall" in ref:
     fig.add_trace(go.Scatter(x=[ref["recall"]["mean"]], y=[ref["precision"]["mean"]], mode="markers",
                              name="real test digits", marker={"size": 12, "color": "#444", "symbol": "diamond"}))
-fig.update_layout(title="Precision (fidelity) vs recall (coverage)", height=340, xaxis_title="recall",
+fig.update_layout(title=ui.chart_title("Precision (fidelity) vs recall (coverage)"), height=340, xaxis_title="recall",
                   yaxis_title="precision", xaxis_range=[0, 1.05], yaxis_range=[0, 1.05], **ui.LEGEND_BELOW)
-right.plotly_chart(fig, key="pr")
+right.plotly_chart(ui.scrollable(fig), key="pr")
 
 st.header("Memorization check: samples and their nearest training images")
 cols = st.columns(len(runs.KINDS))
