@@ -58,7 +58,7 @@ columns = {  # short headers (the frame keeps the full names), the detail in eac
     # for the table) these show without scrolling sideways
     "run": text(width=run_width(listed), pinned=True), "family": text(width=70), "data set": text(width=105),
     "Fréchet distance ↓": number("FD ↓", format="%.1f", width=55,
-                                 help="Fréchet distance of 10,000 samples in the classifier's features (the "
+                                 help="Fréchet distance of the evaluation's samples in the classifier's features (the "
                                       "Metrics page's first row; mean over seeds). Lower is better."),
     "precision ↑": number("prec. ↑", format="%.3f", width=60, help="Precision (fidelity), mean over seeds"),
     "recall ↑": number(format="%.3f", width=70, help="Recall (coverage), mean over seeds"),
