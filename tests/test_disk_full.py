@@ -65,9 +65,10 @@ def test_a_job_that_meets_a_full_disk_fails_with_disk_full(tmp_path, monkeypatch
     from safetensors import SafetensorError
 
     from core import jobs
+    from core.jobs import dispatcher, worker
 
-    monkeypatch.setattr(jobs, "_ensure_dispatcher", lambda jobs_dir: None)  # queue it, run it here
-    monkeypatch.setattr(jobs, "_lower_priority", lambda: None)
+    monkeypatch.setattr(dispatcher, "ensure", lambda jobs_dir: None)  # queue it, run it here
+    monkeypatch.setattr(worker, "_lower_priority", lambda: None)
     job_id = jobs.start_job({"model": "vae", "preset": "seed", "latent_dim": 8, "epochs": 1, "batch_size": 32,
                              "synthetic": 256}, tmp_path / "runs", tmp_path / "jobs",
                             caps=jobs.Caps(max_lr=1.0, threads=1, embed_size=32))
@@ -79,17 +80,18 @@ def test_a_job_that_meets_a_full_disk_fails_with_disk_full(tmp_path, monkeypatch
         def write(self, text):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(jobs, "_train", train)
+    monkeypatch.setattr(worker, "_train", train)
     monkeypatch.setattr(sys, "stderr", FullLog())
-    assert jobs.run_worker(tmp_path / "jobs" / job_id) == 1
+    assert worker.run_worker(tmp_path / "jobs" / job_id) == 1
     status = json.loads((tmp_path / "jobs" / job_id / "status.json").read_text())
     assert status["state"] == "failed" and status["reason"].startswith("disk full"), status["reason"]
 
 
 def test_a_worker_that_died_on_a_full_disk_is_said_to_have_met_a_full_disk(tmp_path, monkeypatch):
     from core import jobs
+    from core.jobs import dispatcher, store
 
-    monkeypatch.setattr(jobs, "_ensure_dispatcher", lambda jobs_dir: None)
+    monkeypatch.setattr(dispatcher, "ensure", lambda jobs_dir: None)
     caps = jobs.Caps(max_lr=1.0, threads=1, embed_size=32, min_free_mb=1)
     job_id = jobs.start_job({"model": "vae", "preset": "seed", "latent_dim": 8, "epochs": 1, "batch_size": 32,
                              "synthetic": 256}, tmp_path / "runs", tmp_path / "jobs", caps=caps)
@@ -97,5 +99,5 @@ def test_a_worker_that_died_on_a_full_disk_is_said_to_have_met_a_full_disk(tmp_p
     status = json.loads((jobdir / "status.json").read_text())
     (jobdir / "status.json").write_text(json.dumps({**status, "state": "running"}))  # its process is gone
     usage = type("Usage", (), {"free": 100 * 1024, "total": 10**9, "used": 10**9})
-    monkeypatch.setattr(jobs.shutil, "disk_usage", lambda path: usage)
-    assert jobs._mark_dead(jobdir)["reason"].startswith("disk full")
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda path: usage)
+    assert store._mark_dead(jobdir)["reason"].startswith("disk full")

@@ -172,10 +172,10 @@ def test_a_folder_named_off_the_rule_is_listed_as_broken(monkeypatch, tmp_path, 
 
 
 def test_retrained_run_names_follow_the_rule(tmp_path):
-    from core import jobs
+    from core.jobs import store
 
-    assert jobs._unique_name(tmp_path, "ui-vae-mnist-20261201-103000") == "ui-vae-mnist-20261201-103000"
+    assert store._unique_name(tmp_path, "ui-vae-mnist-20261201-103000") == "ui-vae-mnist-20261201-103000"
     (tmp_path / "ui-vae-mnist-20261201-103000").mkdir()
-    assert jobs._unique_name(tmp_path, "ui-vae-mnist-20261201-103000") == "ui-vae-mnist-20261201-103000-2"
+    assert store._unique_name(tmp_path, "ui-vae-mnist-20261201-103000") == "ui-vae-mnist-20261201-103000-2"
     with pytest.raises(ValueError, match="invalid run name"):
-        jobs._unique_name(tmp_path, "=1+2")
+        store._unique_name(tmp_path, "=1+2")
