@@ -373,11 +373,12 @@ def main(argv=None) -> int:
         return 2
     except Exception as err:
         from core.data import DataMissingError
+        from core.files import DiskFull
         from core.hub import HubError
         from core.run.layout import CheckpointError
         from core.train import TrainingDiverged
 
-        if isinstance(err, (CheckpointError, DataMissingError, TrainingDiverged, HubError, ValueError)):
+        if isinstance(err, (CheckpointError, DataMissingError, TrainingDiverged, HubError, ValueError, DiskFull)):
             print(f"error: {err}", file=sys.stderr)
             return 2
         raise

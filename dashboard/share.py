@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from core import names as run_names
 from core.run import layout, reading
 from core.run.layout import CheckpointError
 
@@ -227,8 +226,8 @@ def run_members(path: str | os.PathLike) -> list[tuple[str, Path]]:
     st_root = os.lstat(root)
     if stat.S_ISLNK(st_root.st_mode) or not stat.S_ISDIR(st_root.st_mode):
         raise CheckpointError(f"{root.name}: not a run folder")
-    if run_names.problem(root.name):
-        raise CheckpointError(f"{root.name!r}: {run_names.problem(root.name)}")
+    if layout.name_problem(root.name):
+        raise CheckpointError(f"{root.name!r}: {layout.name_problem(root.name)}")
     members = [(name, root / name) for name in RUN_FILES if _own_file(root / name)]
     samples = root / layout.SAMPLES
     try:
