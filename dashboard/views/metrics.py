@@ -103,7 +103,7 @@ for key, (name, direction, _) in ROWS.items():
         continue
     k_scale = scale if key == "kid" else 1.0
     best = None
-    if len(vals) == 2 and direction != "check":
+    if len(vals) > 1 and direction != "check":
         pick = min if direction == "lower" else max
         best = pick(vals, key=lambda k: vals[k]["mean"])
     row = {"metric": name + (" × 10³" if key == "kid" and scale != 1 else ""), "better": ARROWS[direction]}

@@ -52,6 +52,8 @@ for col, kind in zip(cols, runs.KINDS):
         else:
             st.info("No metrics yet: run " + ui.code(f"python -m core evaluate {info.name}") + ".")
 
+if not {"vae", "gan"} <= set(runs.KINDS):  # what follows compares these two families: shown when both are
+    st.stop()
 gan = runs.selected("gan")
 encoder = "trained on the generator's own samples"
 if gan is not None and not runs.check_run(gan):
