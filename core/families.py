@@ -110,7 +110,7 @@ register(Family(
             Curve("KL(q(z|x) ‖ p(z))", "nats / image", (("kl", ""),))),
     live_losses=("neg_elbo", "reconstruction", "kl"),
     held_out=(("neg_elbo", "Test −ELBO ↓", "{:.1f}",
-               "Negative evidence lower bound in nats per image on all 10,000 test digits: an upper bound on "
+               "Negative evidence lower bound in nats per image on the whole test set: an upper bound on "
                "−log p(x). Lower is better."),),
     epoch_s={"seed": 3.0, "conv": 20.0},
 ))

@@ -8,11 +8,12 @@ import streamlit as st
 
 from core import paths
 from dashboard import components as ui
-from dashboard import runs, share
+from dashboard import runs, share, uploads
 
 HERE = Path(__file__).parent
 # a local favicon: a ":material/...:" icon would be fetched from fonts.gstatic.com (the app works offline)
 st.set_page_config(page_title="GAN vs VAE", page_icon=str(HERE / "favicon.png"), layout="wide")
+st.html(ui.PHONE_CSS)  # a style sheet only: takes no space on the page
 
 
 def broken_runs_card() -> None:
@@ -60,6 +61,7 @@ pages = {
     "Learn": [st.Page(HERE / "views/concepts.py", title="Concepts", icon=":material/school:")],
 }
 
+uploads.start_sweeper()  # once per server: the uploads of closed tabs are freed
 with ui.guarded("in the sidebar"):
     for message in runs.hub_messages():
         st.sidebar.caption(ui.text(ui.short_paths(message)))  # "pulled USER/run into checkpoints/run": no machine paths

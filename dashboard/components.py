@@ -55,6 +55,46 @@ def image_grid(img: np.ndarray, caption: str | None = None, download: str | None
 _ABS_PATH = re.compile(r"(?:[A-Za-z]:)?[/\\](?:[^\s/\\:'\"`]+[/\\])*([^\s/\\:'\"`]+[/\\][^\s/\\:'\"`]+)")
 
 
+# A phone's or tablet's browser names itself so in its User-Agent (the server cannot see the screen's width)
+TOUCH_AGENT = re.compile(r"Mobi|Android|iPhone|iPad|Tablet")
+
+
+def touch_device() -> bool:
+    """Whether the visitor browses on a phone or tablet. There a finger swiping over a chart must scroll the
+    page, so charts open without a drag tool (a drag tool takes every touch: a swipe drew a lasso)."""
+    return bool(TOUCH_AGENT.search(st.context.headers.get("User-Agent") or ""))
+
+
+def scrollable(fig: go.Figure) -> go.Figure:
+    """On a touch device: no drag tool, so swipes scroll the page (the toolbar still zooms, pans, selects)."""
+    if touch_device():
+        fig.update_layout(dragmode=False)
+    return fig
+
+
+# Plotly's toolbar (zoom, select, full screen) covers a chart's top 28 px when hovered or tapped, across the
+# whole width on a phone: titles sit below that band.
+TOOLBAR_BAND = 36
+
+
+def chart_title(text: str) -> dict:
+    return {"text": plain(text), "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": TOOLBAR_BAND}}
+
+
+TITLE_MARGIN = TOOLBAR_BAND + 30  # the band, then the title's line
+
+
+# Narrow screens (Streamlit stacks columns below 640 px): the blocks keyed "pair..." keep their columns side by
+# side, so the models' images stay next to each other on a phone rather than a screen apart.
+PHONE_CSS = """<style>
+@media (max-width: 640px) {
+  [class*="st-key-pair"] > [data-testid="stLayoutWrapper"] > [data-testid="stHorizontalBlock"],
+  [class*="st-key-pair"] > [data-testid="stHorizontalBlock"] { flex-wrap: nowrap; gap: 0.75rem; }
+  [class*="st-key-pair"] [data-testid="stColumn"] { min-width: 0 !important; }
+}
+</style>"""
+
+
 def short_paths(message: str) -> str:
     """Absolute paths cut to their last two parts ("mnist-gan/model.safetensors"): no machine paths on screen."""
     return _ABS_PATH.sub(r"\1", message)
@@ -122,7 +162,9 @@ def line_chart(series: list[dict], title: str, x_title: str, y_title: str, heigh
         fig.add_trace(go.Scatter(x=x, y=y, name=plain(s["name"]), mode="lines+markers" if few else "lines",
                                  marker={"size": 6}, line={"color": s.get("color"), "dash": s.get("dash", "solid"),
                                                            "width": 1.8}))
-    fig.update_layout(title=plain(title), height=height, xaxis_title=x_title, yaxis_title=y_title, **LEGEND_BELOW)
+    fig.update_layout(title=chart_title(title), height=height, xaxis_title=x_title, yaxis_title=y_title,
+                      **LEGEND_BELOW)
+    scrollable(fig)
     ys = [np.asarray(s["y"], dtype=float) for s in series]
     if any(len(y) > FRAME_POINTS for y in ys):  # frame the y axis on what follows the first 2% of a long series
         # (the opening drop would flatten the rest), and on every point of a short one: an overlaid 50-epoch
@@ -141,12 +183,13 @@ FRAME_POINTS = 50  # a longer series frames the y axis without its first 1/FRAME
 # the legend goes under the plot, anchored below the x-axis title (container coordinates, so the plot
 # shrinks to make room instead of the legend sliding over the axis title)
 LEGEND_BELOW = {"legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0},
-                "margin": {"l": 10, "r": 10, "t": 40, "b": 10, "autoexpand": True}}
+                "margin": {"l": 10, "r": 10, "t": TITLE_MARGIN, "b": 10, "autoexpand": True}}
 
 
 def latent_scatter(coords: np.ndarray, labels: np.ndarray, indices: np.ndarray, class_names: list[str],
-                   title: str) -> go.Figure:
-    """2-D map of latent codes coloured by class; hover names the class and the test-set index."""
+                   title: str, select: bool = True) -> go.Figure:
+    """2-D map of latent codes coloured by class; hover names the class and the test-set index. `select`: a drag
+    draws a lasso; without it a drag does nothing, so a swipe scrolls the page on a phone."""
     fig = go.Figure()
     for k, name in enumerate(class_names):
         m = labels == k
@@ -156,9 +199,9 @@ def latent_scatter(coords: np.ndarray, labels: np.ndarray, indices: np.ndarray, 
             customdata=indices[m].tolist(),  # plain ints: hover only; selections map back by point index
             hovertemplate=f"<b>{name}</b><br>test #%{{customdata}}<extra></extra>",
         ))
-    fig.update_layout(title=plain(title), height=460, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    fig.update_layout(title=chart_title(title), height=460, margin={"l": 10, "r": 10, "t": TITLE_MARGIN, "b": 10},
                       xaxis={"showticklabels": False}, yaxis={"showticklabels": False},
-                      legend={"itemsizing": "constant"}, dragmode="lasso")
+                      legend={"itemsizing": "constant"}, dragmode="lasso" if select else False)
     return fig
 
 
@@ -193,8 +236,8 @@ def bar_chart(x: list, series: list[dict], title: str, y_title: str, reference: 
                      tickangle=-35 if long_names else 0, automargin=True)
     if percent:
         fig.update_yaxes(tickformat=".0%")
-    fig.update_layout(title=plain(title), barmode="group", height=340, yaxis_title=y_title, **LEGEND_BELOW)
-    return fig
+    fig.update_layout(title=chart_title(title), barmode="group", height=340, yaxis_title=y_title, **LEGEND_BELOW)
+    return scrollable(fig)
 
 
 def metric_cards(rows: list[tuple[str, str, str | None]], per_row: int = 2) -> None:
@@ -217,9 +260,9 @@ def kl_bars(kl: np.ndarray, activity: np.ndarray, threshold: float, color: str) 
         customdata=np.asarray(activity, float).tolist(),
         hovertemplate="%{x}: KL %{y:.2f} nats<br>Cov<sub>x</sub>(E<sub>q</sub>[z]) = %{customdata:.3f}<extra></extra>"))
     fig.update_xaxes(type="category", tickangle=0 if len(dims) <= 16 else -90)
-    fig.update_layout(title=f"KL per dimension: {int(active.sum())} of {len(kl)} units active", height=300,
-                      yaxis_title="nats per image", margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    return fig
+    fig.update_layout(title=chart_title(f"KL per dimension: {int(active.sum())} of {len(kl)} units active"), height=300,
+                      yaxis_title="nats per image", margin={"l": 10, "r": 10, "t": TITLE_MARGIN, "b": 10})
+    return scrollable(fig)
 
 
 def mark_point(fig: go.Figure, xy, name: str, neighbours=None) -> go.Figure:
@@ -235,5 +278,5 @@ def mark_point(fig: go.Figure, xy, name: str, neighbours=None) -> go.Figure:
                              marker={"symbol": "star", "size": 20, "color": "#111",
                                      "line": {"width": 1.5, "color": "#fff"}},
                              hovertemplate=f"<b>{name}</b><extra></extra>"))
-    fig.update_layout(height=380, dragmode="pan")
+    fig.update_layout(height=380, dragmode=False if touch_device() else "pan")
     return fig

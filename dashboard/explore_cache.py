@@ -5,12 +5,9 @@ keyed on the drawing's pixels."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import streamlit as st
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core import embed, explore
 from core.data import load_split
@@ -43,20 +40,6 @@ def image_to_digit(image: np.ndarray, dataset: str = "mnist") -> np.ndarray | No
     record = dataset_record(dataset)
     x = explore.prepare(explore.to_grey(image), side=record.image_size, box=record.ink_box or record.image_size)
     return None if x is None else np.round(x * 255).astype(np.uint8)
-
-
-def read_image(raw: bytes) -> np.ndarray:
-    """Uploaded file bytes -> an RGBA uint8 array (raises ValueError for anything that is not an image)."""
-    try:
-        with Image.open(io.BytesIO(raw)) as img:  # raises DecompressionBombError past ~179 megapixels
-            if img.width * img.height > 25_000_000:
-                raise ValueError("image too large (over 25 megapixels)")
-            img.thumbnail((1024, 1024))
-            return np.asarray(ImageOps.exif_transpose(img).convert("RGBA"))  # a phone photo, upright
-    except Image.DecompressionBombError as err:
-        raise ValueError("image too large (over 25 megapixels)") from err
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError("not an image file PIL can read (PNG, JPEG, ...)") from err
 
 
 @st.cache_data(max_entries=64, ttl=600, show_spinner=False)

@@ -81,17 +81,27 @@ def streamlit_server(env: dict | None = None, cmd: list[str] | None = None, base
         Path(log.name).unlink(missing_ok=True)
 
 
+# what a phone's and a tablet's browser call themselves (the dashboard opens charts without a drag tool there)
+PHONE_AGENT = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 "
+               "Mobile Safari/537.36")
+TABLET_AGENT = ("Mozilla/5.0 (Linux; Android 14; Pixel Tablet) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 "
+                "Safari/537.36")
+
+
 @contextlib.contextmanager
-def chromium_page(width: int = 1400, height: int = 1000):
+def chromium_page(width: int = 1400, height: int = 1000, touch: bool = False):
+    """A Chromium page; `touch`: a touch screen whose browser says it is a phone (under 800 px) or a tablet."""
     from playwright.sync_api import sync_playwright
 
     exe = os.environ.get("CHROMIUM") or shutil.which("chromium")
     if exe is None:
         raise RuntimeError(NO_CHROMIUM)
+    device = {"has_touch": True, "is_mobile": width < 800,
+              "user_agent": PHONE_AGENT if width < 800 else TABLET_AGENT} if touch else {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         try:
-            yield browser.new_page(viewport={"width": width, "height": height})
+            yield browser.new_context(viewport={"width": width, "height": height}, **device).new_page()
         finally:
             browser.close()
 

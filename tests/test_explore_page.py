@@ -293,7 +293,7 @@ def test_fashion_mnist_speaks_of_items_and_prepares_them_as_fashion_mnist_did(mo
 
 
 def test_a_phone_photo_is_turned_upright_by_its_exif_orientation():
-    from dashboard import explore_cache
+    from dashboard import uploads
 
     img = np.full((100, 200), 255, np.uint8)  # stored landscape, shown portrait: EXIF orientation 6 (90° CW)
     img[45:55, 20:180] = 0  # a stroke along the stored image's width: upright, it runs top to bottom
@@ -301,7 +301,7 @@ def test_a_phone_photo_is_turned_upright_by_its_exif_orientation():
     exif[0x0112] = 6
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", exif=exif)
-    assert explore_cache.read_image(buf.getvalue()).shape[:2] == (200, 100)
+    assert uploads.read_image(buf.getvalue()).shape[:2] == (200, 100)
 
 
 def test_an_error_inside_the_drawing_fragment_is_a_message_and_the_page_stays(explore, monkeypatch):

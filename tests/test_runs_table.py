@@ -152,3 +152,17 @@ def test_hostile_run_folders_are_rows_with_their_error_and_zip_without_links(
         assert f"{name}/config.json" in names or name == "config-symlink", name
     select(at, FOLDER_LINK)  # the folder itself is a link: no button, a sentence
     assert len(at.get("download_button")) == 1 and "cannot be downloaded" in " ".join(c.value for c in at.caption)
+
+
+def test_a_phone_shows_the_key_columns_without_scrolling_sideways(monkeypatch, tmp_path):
+    """The committed runs' table on a 390 px phone (358 px for the table, about 33 of them the selection
+    column): the run's name, its family and its Fréchet distance fit without scrolling sideways."""
+    from .test_dashboard import REPO
+
+    at = goto(open_app(monkeypatch, REPO / "checkpoints", tmp_path / "runs"), "runs")
+    config = json.loads(at.dataframe[0].proto.columns)
+    widths = {name: config[name]["width"] for name in ("run", "family", "Fréchet distance ↓")}
+    names = at.dataframe[0].value["run"]
+    assert widths["run"] >= 7 * max(len(n) for n in names)  # the longest name is not cut
+    assert 33 + sum(widths.values()) <= 358, widths
+    assert list(at.dataframe[0].value.columns[:3]) == ["run", "family", "Fréchet distance ↓"]

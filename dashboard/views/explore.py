@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from dashboard import components as ui
-from dashboard import explore_cache, runs, sampling, share, tsne
+from dashboard import explore_cache, runs, sampling, share, tsne, uploads
 
 MAPS = ["PCA", "t-SNE"]
 PATHS = ["spherical", "linear"]
@@ -46,31 +46,35 @@ def draw_section() -> None:
            f"then placed in a {side}×{side} field with its centre of mass at the centre" if box < side else
            f"its bounding box fitted into the {side}×{side} field keeping the aspect ratio (longest edge {side} "
            "pixels), anti-aliased to grey levels, centred by its centre of mass")
-    st.caption(f"Draw with the mouse (white on black, as {record.label}'s images are) or upload a photo or scan. "
-               f"The ink is prepared as {record.label}'s images were made: {fit}. Dark ink on a light background is "
-               "inverted.")
+    st.caption(f"Draw on the black square (white on black, as {record.label}'s images are), or upload a photo or "
+               "scan.")
     left, right = st.columns([1, 2], gap="large")
     with left:
         canvas = st_canvas(stroke_width=20, stroke_color="#ffffff", background_color="#000000", height=280,
                            width=280, return_image_data=True, key="ex_canvas")
-        upload = st.file_uploader("…or upload an image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
-                                  key="ex_upload", help="An uploaded image is used instead of the drawing.")
-    image = None
+    # the results come above the upload box: on a phone the columns stack, and they must follow the canvas
+    results = right.container()
+    upload = right.file_uploader("…or upload an image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
+                                 key="ex_upload", max_upload_size=uploads.MAX_UPLOAD_MB,
+                                 help=f"An uploaded image is used instead of the drawing: up to "
+                                      f"{uploads.MAX_UPLOAD_MB} MB and {uploads.MAX_PIXELS // 1_000_000} megapixels.")
+    right.caption(f"The ink is prepared as {record.label}'s images were made: {fit}. Dark ink on a light background "
+                  "is inverted.")
+    digit = None
     if upload is not None:
-        try:
-            image = explore_cache.read_image(upload.getvalue())
-        except ValueError as err:
-            right.error(f"{ui.code(upload.name)} could not be read: {ui.text(err)}.")
+        digit, error = uploads.prepared(upload, dataset)  # decoded once per file, not on every rerun
+        if error:
+            results.error(f"{ui.code(upload.name)} could not be read: {ui.text(error)}.")
             return
     elif canvas.image_data is not None:
-        image = canvas.image_data
-    digit = explore_cache.image_to_digit(image, dataset) if image is not None else None
+        digit = explore_cache.image_to_digit(canvas.image_data, dataset)
     if digit is None:
-        right.info(f"Draw {a_noun} on the black square, or upload an image, to see what the models make of it.",
-                   icon=":material/draw:")
+        results.info(f"Draw {a_noun} on the black square, or upload an image, to see what the models make of it.",
+                     icon=":material/draw:")
         return
-    with right:
-        cols = st.columns(1 + len(readers))
+    with results:
+        with st.container(key="pair_reconstructions"):  # in one row, on a phone too
+            cols = st.columns(1 + len(readers))
         with cols[0]:
             ui.image_grid(big(digit[None]), caption=f"your {noun}, {side}×{side}")
         for col, k in zip(cols[1:], readers):

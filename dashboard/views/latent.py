@@ -10,6 +10,10 @@ st.title("Latent space")
 st.caption("Each point is one test digit, placed by its latent code (VAE: posterior mean μ(x); GAN: E(x)). "
            "t-SNE keeps neighbours together but distorts distances and cluster sizes; PCA is linear and honest "
            "about global layout. Select points (lasso or box) to see the digits.")
+# on a phone a map fills the screen's width: a swipe over it must scroll the page, so lassos wait for this switch
+select = st.toggle("Lasso on the maps", value=not ui.touch_device(), key="map_select",
+                   help="On: dragging over a map draws a lasso (the box is in the chart's toolbar). Off: a swipe over "
+                        "a map scrolls the page, as on a phone, where it starts off.")
 
 c1, c2, c3 = st.columns([2, 1, 1])
 MAPS = {"t-SNE (precomputed)": "tsne-precomputed", "t-SNE (recompute)": "tsne", "PCA": "pca"}  # label -> URL name
@@ -59,9 +63,15 @@ for col, kind in zip(cols, runs.KINDS):
         coords = coords if coords is not None else tsne.map2d(info.path, "pca" if key == "pca" else
                                                               "tsne-precomputed")
         fig = ui.latent_scatter(coords, emb["labels"][:n], emb["indices"][:n], runs.classes(info.path),
-                                f"{runs.LABELS[kind]} · {info.name}")
-        event = st.plotly_chart(fig, on_select="rerun", key=f"map_{kind}", selection_mode=("points", "box", "lasso"))
-        chosen = ui.selected_rows(event.selection.points if event else [], emb["labels"][:n])
+                                f"{runs.LABELS[kind]} · {info.name}", select=select)
+        if select:
+            event = st.plotly_chart(fig, on_select="rerun", key=f"map_{kind}",
+                                    selection_mode=("points", "box", "lasso"))
+            chosen = ui.selected_rows(event.selection.points if event else [], emb["labels"][:n])
+            st.session_state[f"map_rows_{kind}"] = chosen
+        else:  # a chart without selections: Streamlit would otherwise give it a drag tool that takes every swipe
+            st.plotly_chart(fig, key=f"map_still_{kind}")
+            chosen = [r for r in st.session_state.get(f"map_rows_{kind}", []) if r < n]  # the last selection stays
         chosen = share.selection(f"digits_{kind}", chosen, emb["indices"][:n])  # ?digits_vae=<test indices>
         if chosen and "images" in emb:
             shown = np.array(chosen[:48])

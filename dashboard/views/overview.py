@@ -3,50 +3,67 @@
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import runs, sampling, share
+from dashboard import evaluation, runs, sampling, share
 
 st.title("GAN vs VAE")
 st.caption("Two generative models trained on the same digits, fed the same latent codes. "
            "Pick other runs in the sidebar; every page follows.")
 
-HEADLINE = [  # (metrics.json key, short label, format, help with the detail)
-    ("frechet_distance", "Fréchet distance ↓", "{:.1f}",
-     "Fréchet distance between classifier features of 10,000 samples and of a fixed 10,000-digit training "
-     "subset (an FID analogue; not on the scale of published Inception FIDs). Lower is better."),
-    ("precision", "Precision ↑", "{:.3f}",
-     "Share of samples inside the real digits' k-NN feature manifold: fidelity (Kynkäänniemi et al. 2019)."),
-    ("recall", "Recall ↑", "{:.3f}", "Share of real digits inside the samples' k-NN feature manifold: coverage."),
-    ("legible_share", "Legible ↑", "{:.1%}",
-     "Share of samples the evaluation classifier reads with confidence above 0.9: digits a reader would name "
-     "at once. In brackets: real test digits."),
-    ("neg_iwae", "IWAE bound ↓", "{:.1f}",
-     "Upper bound on −log p(x) in nats per image from k=100 importance samples (Burda et al. 2016). VAE only."),
+HEADLINE = [  # (metrics.json key, short label, help with the detail; {drawn}: the evaluation's settings)
+    ("frechet_distance", "Fréchet distance ↓",
+     "Fréchet distance between classifier features of the samples ({drawn}) and of a fixed subset of "
+     "{train_images} training images (an FID analogue; not on the scale of published Inception FIDs). Lower is "
+     "better."),
+    ("precision", "Precision ↑",
+     "Share of samples inside the real images' k-NN feature manifold: fidelity (Kynkäänniemi et al. 2019)."),
+    ("recall", "Recall ↑", "Share of real images inside the samples' k-NN feature manifold: coverage."),
+    ("legible_share", "Legible ↑",
+     "Share of samples the evaluation classifier reads with confidence above 0.9: images a reader would name "
+     "at once. In brackets: real test images."),
+    ("neg_iwae", "IWAE bound ↓",
+     "Upper bound on −log p(x) in nats per image from k={iwae_k} importance samples (Burda et al. 2016). VAE only."),
 ]
-cols = st.columns(len(runs.KINDS), gap="large")
-for col, kind in zip(cols, runs.KINDS):
+picked = {kind: runs.selected(kind) for kind in runs.KINDS}
+errors = {kind: runs.check_run(info) for kind, info in picked.items()}
+with st.container(key="pair_samples"):  # the samples side by side, on a phone too
+    cols = st.columns(len(runs.KINDS), gap="large")
+for col, (kind, info) in zip(cols, picked.items()):
     with col:
-        info = runs.selected(kind)
         st.subheader(runs.LABELS[kind] + (f" · {ui.text(info.name)}" if info else ""))
-        error = runs.check_run(info)
-        if error:
-            ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
+        if errors[kind]:
+            ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", errors[kind])
             continue
         z = sampling.latent_codes(seed=0, n=64, dim=runs.latent_dim(info.path))
         ui.image_grid(sampling.grid(sampling.generate(info.path, z), ncol=8), caption="64 samples, latent seed 0",
                       download=f"{info.name}-samples-seed0.png")
+for col, (kind, info) in zip(st.columns(len(runs.KINDS), gap="large"), picked.items()):
+    if errors[kind]:
+        continue
+    with col:
+        if len(picked) > 1:  # on a phone these columns stack: say whose facts follow
+            st.markdown(f"**{runs.LABELS[kind]}** · {ui.text(info.name)}")
         st.table({k: str(v) for k, v in runs.facts(info.path).items()})
         share.download_run(info.path, info.name, key=f"zip_{kind}")
         m = runs.metrics(info.path) or {}
         ev = m.get("evaluation", {}).get("metrics", {})
-        seeds = m.get("evaluation", {}).get("settings", {}).get("seeds")
+        settings = m.get("evaluation", {}).get("settings", {})
         real = m.get("evaluation", {}).get("reference", {})
-        rows = [(label, fmt.format(ev[key]["mean"]) + (f" (real {fmt.format(real[key]['mean'])})"
-                                                        if key == "legible_share" and key in real else ""),
-                 f"{hint} Mean over seeds {seeds}; details on *Metrics*.")
-                for key, label, fmt, hint in HEADLINE if key in ev]
-        held = m.get("held_out", {})  # the family's own held-out numbers (its record says which) come first
-        rows = [(label, fmt.format(held[key]), hint) for key, label, fmt, hint in runs.family(kind).held_out
-                if isinstance(held.get(key), (int, float))] + rows
+        where = f" Mean over {evaluation.settings_text(settings)}, as on *Metrics*."
+        fill = {"drawn": evaluation.settings_text(settings), "iwae_k": settings.get("iwae_k") or "?",
+                "train_images": f"{settings['train_images']:,}" if settings.get("train_images") else "the"}
+        rows = [(label, evaluation.number(key, ev[key]["mean"])
+                 + (f" (real {evaluation.number(key, real[key]['mean'])})" if key == "legible_share" and key in real
+                    else ""), hint.format(**fill) + where)
+                for key, label, hint in HEADLINE if key in ev]
+        held = m.get("held_out", {})  # the family's own held-out numbers (its record says which) come first:
+        cards = []  # the evaluation's value where it measured the same statistic, so Metrics shows the same number
+        for key, label, _, hint in runs.family(kind).held_out:
+            again = evaluation.EVALUATED_AS.get(key)
+            if again in ev:
+                cards.append((label, evaluation.number(again, ev[again]["mean"]), hint + where))
+            elif isinstance(held.get(key), (int, float)):
+                cards.append((label, evaluation.number(key, held[key]), hint + " At the end of training."))
+        rows = cards + rows
         if rows:
             ui.metric_cards(rows)
         else:

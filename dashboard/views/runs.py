@@ -38,22 +38,29 @@ def row(info: runs.RunInfo) -> dict:
     return out
 
 
+def run_width(infos: list[runs.RunInfo]) -> int:
+    """Pixels for the longest run name (about 7 px a character and the cell's padding), at most 200."""
+    return int(min(200, max(60, 20 + 7 * max(len(r.name) for r in infos))))
+
+
 listed = runs.catalog()
 if not listed:
     st.info("No run folders yet: train one with `python -m core train` or on the Retrain page.")
     st.stop()
 table = pd.DataFrame([row(r) for r in listed], columns=[  # the headline metrics first, then the settings
-    "run", "family", "data set", "Fréchet distance ↓", "precision ↑", "recall ↑", "−ELBO ↓", "epochs",
+    "run", "family", "Fréchet distance ↓", "precision ↑", "recall ↑", "−ELBO ↓", "data set", "epochs",
     "training min", "latent size", "preset", "device", "folder", "error"])
 table = table.astype({"latent size": "Int64", "epochs": "Int64"})  # whole numbers, empty where unreadable
 table[["preset", "device", "error"]] = table[["preset", "device", "error"]].fillna("")
 number, text = st.column_config.NumberColumn, st.column_config.TextColumn
 columns = {  # short headers (the frame keeps the full names), the detail in each header's tooltip
-    "run": text(width=190, pinned=True), "family": text(width=70), "data set": text(width=105),
-    "Fréchet distance ↓": number("FD ↓", format="%.1f", width=65,
-                                 help="Fréchet distance of 10,000 samples in the classifier's features (the "
+    # the run's name as wide as the longest (pinned), then its family and Fréchet distance: on a phone (358 px
+    # for the table) these show without scrolling sideways
+    "run": text(width=run_width(listed), pinned=True), "family": text(width=70), "data set": text(width=105),
+    "Fréchet distance ↓": number("FD ↓", format="%.1f", width=55,
+                                 help="Fréchet distance of the evaluation's samples in the classifier's features (the "
                                       "Metrics page's first row; mean over seeds). Lower is better."),
-    "precision ↑": number("prec. ↑", format="%.3f", width=70, help="Precision (fidelity), mean over seeds"),
+    "precision ↑": number("prec. ↑", format="%.3f", width=60, help="Precision (fidelity), mean over seeds"),
     "recall ↑": number(format="%.3f", width=70, help="Recall (coverage), mean over seeds"),
     "−ELBO ↓": number(format="%.1f", width=70,
                       help="Negative ELBO on the test digits, nats per image (VAEs: evaluation, else held-out)"),

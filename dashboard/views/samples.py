@@ -25,7 +25,8 @@ count = share.widget(c2.select_slider, "Images", [16, 36, 64, 100], key="gen_cou
 temperature = share.widget(c3.slider, "Temperature (scale of z)", 0.1, 2.0, step=0.1, key="gen_temp", default=1.0,
                            parse=share.number(0.1, 2.0, 0.1), encode=share.fmt_number,
                            help="Codes are z ~ N(0, t² I). Below 1 trades variety for typical-looking digits.")
-cols = st.columns(max(1, len(ok)))
+with st.container(key="pair_generated"):  # side by side, on a phone too
+    cols = st.columns(max(1, len(ok)))
 for col, k in zip(cols, ok):
     z = sampling.latent_codes(int(seed), count, dims[k], temperature)
     col.markdown(f"**{runs.LABELS[k]}**")
@@ -70,7 +71,8 @@ else:
                   download=f"reconstructions-{'-'.join(picked[k].name for k in coded)}-seed{rec_seed}-n{rec_n}.png")
 
 st.header("Watch them learn")
-cols = st.columns(max(1, len(ok)))
+with st.container(key="pair_epochs"):
+    cols = st.columns(max(1, len(ok)))
 for col, k in zip(cols, ok):
     files = runs.sample_grid_files(picked[k].path)
     with col:
