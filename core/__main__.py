@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from core import paths
+from core.run.layout import classifier_run
 
 ROOT_HELP = "folder holding run folders (default: $CHECKPOINT_DIR or checkpoints/)"
 
@@ -86,7 +87,7 @@ def cmd_train(args) -> None:
                       keep_best=args.keep_best, precision=args.precision, clock=args.clock)
     quality = None
     if family.generative and args.quality != "none":
-        quality = Path(args.quality or paths.checkpoints_dir() / f"{args.dataset}-classifier")
+        quality = Path(args.quality or paths.checkpoints_dir() / classifier_run(args.dataset))
         if args.quality is None and not quality.is_dir():
             quality = None  # no committed classifier for this data set: train without the per-epoch check
     out = Path(args.out or paths.checkpoints_dir() / f"{args.dataset}-{args.model}")
@@ -166,7 +167,7 @@ def cmd_evaluate(args) -> None:
 
     run = find_run(args.root, args.run)
     cfg = schemas.read_config(run)
-    clf = find_run(args.root, args.classifier or f"{cfg['dataset']['name']}-classifier")
+    clf = find_run(args.root, args.classifier or classifier_run(cfg["dataset"]["name"]))
     from core import families
 
     likelihood = families.get(cfg["model"]).has_likelihood and args.iwae_k > 0

@@ -80,7 +80,7 @@ def start_evaluation(run: str) -> str:
     from core.jobs import start_evaluation as se
 
     dataset = config(str(paths.runs_dir() / run))["dataset"]["name"]
-    return se(run, paths.runs_dir(), paths.checkpoints_dir() / f"{dataset}-classifier", jobs_dir(), data_root(),
+    return se(run, paths.runs_dir(), paths.checkpoints_dir() / layout.classifier_run(dataset), jobs_dir(), data_root(),
               retrain_caps(), owner=owner_token())
 
 

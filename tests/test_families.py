@@ -55,17 +55,19 @@ class ToyAE(nn.Module):
         self.optimizers = {"ae": torch.optim.Adam(self.parameters(), lr=lr, betas=betas)}
         return self.optimizers
 
+    def loss(self, x):
+        return {"mse": nn.functional.mse_loss(self.dec(self.enc(x)), x)}
+
     def step(self, x, labels=None):
-        loss = nn.functional.mse_loss(self.dec(self.enc(x)), x)
+        losses = self.loss(x)
         self.optimizers["ae"].zero_grad()
-        loss.backward()
+        next(iter(losses.values())).backward()
         self.optimizers["ae"].step()
-        return {"mse": loss.item()}
+        return {k: v.item() for k, v in losses.items()}
 
     @torch.no_grad()
     def evaluate(self, images, labels=None):
-        x = images.float() / 255
-        return {"mse": nn.functional.mse_loss(self.reconstruct(x), x).item()}
+        return {k: v.item() for k, v in self.loss(images.float() / 255).items()}
 
     def fit_after(self, images, batch_size, generator):
         return None
@@ -235,20 +237,8 @@ class ToyVAE(ToyAE):
         log_w = (log_px_z + standard_normal_log_prob(z) - q.log_prob(z)).double()
         return {"neg_iwae": -(torch.logsumexp(log_w, 0) - math.log(k)), "neg_elbo": -log_px_z.double().mean(0) + q.kl()}
 
-    def step(self, x, labels=None):
-        loss = self.neg_elbo(x)["neg_elbo"].mean()
-        self.optimizers["ae"].zero_grad()
-        loss.backward()
-        self.optimizers["ae"].step()
-        return {"neg_elbo": loss.item()}
-
-    @torch.no_grad()
-    def evaluate(self, images, labels=None):
-        return {"neg_elbo": self.neg_elbo(images.float() / 255)["neg_elbo"].mean().item()}
-
-    @torch.no_grad()
-    def embed(self, x):
-        return self.enc(x)
+    def loss(self, x):
+        return {"neg_elbo": self.neg_elbo(x)["neg_elbo"].mean()}
 
 
 TOY_VAE = families.Family(name="toyvae", label="Toy VAE", model=ToyVAE, config=ToyConfig, color="#9333ea",
