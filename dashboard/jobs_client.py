@@ -103,3 +103,24 @@ def job_grid(job: dict) -> str | None:
             return str(grids[-1])
     grid = job.get("grid")
     return grid if grid and Path(grid).is_file() else None
+
+
+@st.cache_data(ttl=2, max_entries=256, show_spinner=False)  # a page names many runs: the jobs folder read once
+def _runs_of(jobs: str, token: str) -> frozenset[str]:
+    from core.jobs import owner_jobs
+
+    try:
+        return frozenset(j["run"] for j in owner_jobs(Path(jobs), token) if j.get("run"))
+    except Exception:  # an unreadable jobs folder must not take a page down: nothing is marked
+        return frozenset()
+
+
+def my_runs() -> frozenset[str]:
+    """Names of the runs this browser session's jobs trained: marked "yours" wherever a run is named."""
+    return _runs_of(str(jobs_dir()), owner_token())
+
+
+def display_name(info) -> str:
+    """A run's one name on every page: its folder name, and "(yours)" for a run this visitor retrained."""
+    mine = info.name in my_runs() and Path(info.path).parent == paths.runs_dir()
+    return info.name + (" (yours)" if mine else "")
