@@ -58,6 +58,12 @@ def check_device(name: str) -> None:
 
 
 def cmd_train(args) -> None:
+    if args.backend == "hf-jobs":
+        from core.jobs.backends import hf_jobs
+
+        sys.exit(hf_jobs.train_from_cli(args, sys.argv[1:]))
+    if args.flavor:
+        raise UsageError("--flavor picks Hugging Face Jobs hardware: use it with --backend hf-jobs")
     check_device(args.device)
     from tqdm import tqdm
 
@@ -90,21 +96,37 @@ def cmd_train(args) -> None:
         if args.quality is None and not quality.is_dir():
             quality = None  # no committed classifier for this data set: train without the per-epoch check
     out = Path(args.out or paths.checkpoints_dir() / f"{args.dataset}-{args.model}")
-    bar = tqdm(total=None, unit="step", dynamic_ncols=True)
+    splits = None
+    if args.synthetic:
+        from core.data import synthetic_split
 
-    def on_step(p):
-        bar.total = p["total_steps"]
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3g}" for k, v in list(p["losses"].items())[:4]}, refresh=False)
+        splits = (synthetic_split(args.synthetic, seed=1), synthetic_split(max(16, args.synthetic // 4), seed=2))
+    if args.progress == "json":  # one line a second for a log reader (a job's live charts), see core.jobs.progress
+        from core.jobs.progress import LineReporter
 
-    def on_epoch(p):
-        row = {k: round(v, 3) for k, v in p["row"].items() if k.startswith(("test/", "quality/"))}
-        tqdm.write(f"epoch {p['epoch']}/{p['epochs']}: {row}")
+        reporter = LineReporter(print)
+        on_step, on_epoch, bar = reporter.on_step, reporter.on_epoch, None
+    else:
+        bar = tqdm(total=None, unit="step", dynamic_ncols=True)
+
+        def on_step(p):
+            bar.total = p["total_steps"]
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in list(p["losses"].items())[:4]}, refresh=False)
+
+        def on_epoch(p):
+            row = {k: round(v, 3) for k, v in p["row"].items() if k.startswith(("test/", "quality/"))}
+            tqdm.write(f"epoch {p['epoch']}/{p['epochs']}: {row}")
 
     path = train_run(args.model, out, model_config, cfg, dataset=args.dataset, data_dir=args.data_dir,
-                     download=args.download, limit=args.limit, on_step=on_step, on_epoch=on_epoch,
+                     download=args.download, limit=args.limit, splits=splits, on_step=on_step, on_epoch=on_epoch,
                      overwrite=args.overwrite, quality_classifier=quality)
-    bar.close()
+    if bar is not None:
+        bar.close()
+    if args.marker:  # written last: a watcher of a bucket (no atomic rename) knows the run folder is complete
+        from core.files import write_json
+
+        write_json(Path(args.marker), {"run": path.name})
     print(f"wrote {path}")
 
 
@@ -264,6 +286,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--keep-best", action="store_true",
                    help="save the epoch with the best per-epoch Frechet distance, not the last (needs --quality)")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    t.add_argument("--backend", choices=["local", "hf-jobs"], default="local",
+                   help="local: train here; hf-jobs: submit to Hugging Face Jobs and follow it (needs HF_TOKEN, "
+                        "RETRAIN_HF_BUCKET and an image: docs/deploy.md)")
+    t.add_argument("--flavor", default=None,
+                   help="Hugging Face Jobs hardware with --backend hf-jobs, e.g. cpu-basic, t4-small, a10g-small "
+                        "(default: the first of $RETRAIN_FLAVORS, else cpu-basic)")
+    t.add_argument("--progress", choices=["bar", "json"], default="bar",
+                   help="bar: a progress bar; json: one '@progress {...}' line a second, for a log reader")
+    t.add_argument("--marker", default=None, metavar="PATH",
+                   help="write PATH after the run is saved, last, so a watcher of a bucket sees a complete run "
+                        "(default: none)")
+    t.add_argument("--synthetic", type=int, default=None, metavar="N",
+                   help="train on N generated images instead of the data set: a smoke test (default: the data set)")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="training arithmetic: bf16 autocast, fp32, or auto = bf16 on a CPU with native "
                         "bfloat16 (AVX-512 BF16 / AMX), else fp32")

@@ -6,7 +6,7 @@ are started from).
 | --- | --- | --- |
 | committed runs | CHECKPOINT_DIR | checkpoints/ |
 | retrained runs | RUNS_DIR | <PERSISTENT_DIR>/runs when writable (a Space's persistent storage), else runs/ |
-| the job queue | RETRAIN_JOBS_DIR | <retrained runs>/.jobs (hidden, so listing runs skips it) |
+| the job queue | RETRAIN_JOBS_DIR | <RUNS_DIR>/.jobs, else runs/.jobs on the container's own disk (never a bucket) |
 | data sets | DATA_DIR | data/ |
 """
 
@@ -41,8 +41,14 @@ def runs_dir() -> Path:
 
 
 def jobs_dir() -> Path:
-    """The job queue: $RETRAIN_JOBS_DIR, else .jobs/ inside the retrained runs' folder."""
-    return _absolute(os.environ.get("RETRAIN_JOBS_DIR") or runs_dir() / ".jobs")
+    """The job queue: $RETRAIN_JOBS_DIR; else .jobs/ inside $RUNS_DIR when that is set; else runs/.jobs in the
+    project, on the container's own disk even when runs go to persistent storage: the queue takes file locks
+    and rewrites its status every second, which a bucket mount (no locking, stale reads) cannot serve."""
+    if os.environ.get("RETRAIN_JOBS_DIR"):
+        return _absolute(os.environ["RETRAIN_JOBS_DIR"])
+    if os.environ.get("RUNS_DIR"):
+        return _absolute(os.environ["RUNS_DIR"]) / ".jobs"
+    return PROJECT / "runs" / ".jobs"
 
 
 def data_dir() -> Path:

@@ -3,13 +3,13 @@ session's owner token, the queue, starting and cancelling jobs, the data sets a 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
 
 from core import paths
 from core.run import layout
-from dashboard.runs import config
 
 
 def retrain_caps():
@@ -40,28 +40,62 @@ def download_dataset(name: str) -> None:
         load_split(name, data_root(), train=train, download=True)
 
 
+OWNER_COOKIE = "gv_owner"
+TOKEN_RE = re.compile(r"^[0-9a-f]{64}$")
+# Runs once in a browser that has no owner cookie yet: 32 random bytes made by the browser itself (the server
+# never sends a token), kept for a year, then one reload so the server's next connection carries it. A Space
+# is embedded in huggingface.co, so over https the cookie must be SameSite=None (partitioned per top site).
+# sessionStorage stops a reload loop where cookies are refused; that tab then keeps a per-tab token.
+COOKIE_SCRIPT = """<script>(function () {
+  if (document.cookie.split("; ").some(function (c) { return c.indexOf("NAME=") === 0; })) {
+    if (!sessionStorage.getItem("NAME_sent")) { sessionStorage.setItem("NAME_sent", "1"); location.reload(); }
+    return;
+  }
+  var b = new Uint8Array(32); crypto.getRandomValues(b);
+  var t = Array.from(b, function (x) { return x.toString(16).padStart(2, "0"); }).join("");
+  var secure = location.protocol === "https:" ? "; SameSite=None; Secure; Partitioned" : "; SameSite=Lax";
+  document.cookie = "NAME=" + t + "; path=/; max-age=31536000" + secure;
+  if (!sessionStorage.getItem("NAME_sent")) { sessionStorage.setItem("NAME_sent", "1"); location.reload(); }
+})();</script>""".replace("NAME", OWNER_COOKIE)
+
+
 def owner_token() -> str:
-    """This browser session's private owner token for the job queue (kept in st.session_state, never shown)."""
+    """This visitor's private owner token for the job queue: a random cookie the browser made and keeps
+    (so a reload, another tab or a server restart is still the same visitor, and owns the same one job);
+    job records keep only its SHA-256 digest, and it is never rendered. Until the browser has sent the cookie
+    (its first view, or where cookies are refused) a token kept in this session stands in."""
     token = st.session_state.get("_retrain_owner")
-    if not token:
+    if token:
+        return token
+    cookie = st.context.cookies.get(OWNER_COOKIE, "")
+    if TOKEN_RE.match(cookie):
+        token = cookie
+    else:
         import secrets
 
-        token = st.session_state["_retrain_owner"] = secrets.token_urlsafe(24)
+        token = secrets.token_urlsafe(24)
+        st.html(COOKIE_SCRIPT, unsafe_allow_javascript=True)
+    st.session_state["_retrain_owner"] = token
     return token
+
+
+def backend():
+    """The configured backend (RETRAIN_BACKEND: local, the default, or hf-jobs); raises core.jobs.JobError when
+    hf-jobs lacks a setting. Built per call: cheap, and the environment is read as it is now."""
+    from core.jobs import backends
+
+    return backends.get(runs_dir=paths.runs_dir(), state_dir=jobs_dir(), data_dir=data_root(), caps=retrain_caps(),
+                        classifiers=paths.checkpoints_dir())
 
 
 def job_queue() -> list[dict]:
     """Active jobs, running first, with position and estimated seconds (raises core.jobs.JobError)."""
-    from core.jobs import queue
-
-    return queue(jobs_dir())
+    return backend().queue()
 
 
 def my_jobs() -> list[dict]:
-    """This session's jobs, newest first (active ones with their queue position)."""
-    from core.jobs import owner_jobs
-
-    return owner_jobs(jobs_dir(), owner_token())
+    """This visitor's jobs, newest first (active ones with their queue position)."""
+    return backend().owner_jobs(owner_token())
 
 
 def current_job() -> dict | None:
@@ -69,26 +103,28 @@ def current_job() -> dict | None:
     return active[0] if active else None
 
 
-def start_job(spec: dict) -> str:
-    from core.jobs import start_job as sj
-
-    return sj(spec, paths.runs_dir(), jobs_dir(), data_root(), retrain_caps(), owner=owner_token())
+def start_job(spec: dict, flavor: str | None = None) -> str:
+    return backend().start_job(spec, owner_token(), flavor)
 
 
 def start_evaluation(run: str) -> str:
-    """Queue the quick evaluation of this session's retrained run (results land in its metrics.json)."""
-    from core.jobs import start_evaluation as se
-
-    dataset = config(str(paths.runs_dir() / run))["dataset"]["name"]
-    return se(run, paths.runs_dir(), paths.checkpoints_dir() / f"{dataset}-classifier", jobs_dir(), data_root(),
-              retrain_caps(), owner=owner_token())
+    """Queue the quick evaluation of this visitor's retrained run (results land in its metrics.json)."""
+    return backend().start_evaluation(run, owner_token())
 
 
 def cancel_job(job_id: str) -> dict | None:
-    """Cancel or remove this session's job (core.jobs.NotOwner for anyone else's)."""
-    from core.jobs import cancel_job as cj
+    """Cancel or remove this visitor's job (core.jobs.NotOwner for anyone else's)."""
+    return backend().cancel_job(job_id, owner_token())
 
-    return cj(jobs_dir(), job_id, owner_token())
+
+def flavors() -> list[dict]:
+    """The hardware a visitor may pick with its price per hour ([] for the local backend: no choice)."""
+    return backend().flavors()
+
+
+def estimate(spec: dict, flavor: str) -> dict:
+    """The most a job may take and cost on `flavor` (hf-jobs only)."""
+    return backend().estimate(spec, flavor)
 
 
 def run_exists(run: str) -> bool:

@@ -24,10 +24,13 @@ from core.jobs import (
     cancel_all,
     cancel_job,
     current_job,
+    dispatcher,
     job_status,
     list_jobs,
     queue,
     start_job,
+    store,
+    worker,
 )
 from core.run.folder import load_run
 from core.run.layout import list_runs
@@ -53,7 +56,7 @@ OWNER = "local-user"  # start_job's default owner
 
 def lock_is_free(jobs_dir: Path) -> bool:
     """No dispatcher or job process left (they hold job.lock; a dispatcher leaves just after the last job)."""
-    return wait_for(lambda: jobs._lock_free(jobs_dir), 10, "the dispatcher to leave")
+    return wait_for(lambda: store._lock_free(jobs_dir), 10, "the dispatcher to leave")
 
 
 @pytest.fixture
@@ -120,7 +123,7 @@ def test_prune_keeps_the_newest_ui_runs_and_nothing_else(tmp_path):
 
 def test_loss_history_is_averaged_down():
     steps = {"step": list(range(1, 1001)), "loss": [float(i) for i in range(1, 1001)]}
-    h = jobs._downsample(steps)
+    h = worker._downsample(steps)
     assert len(h["step"]) == len(h["loss"]) <= jobs.HISTORY_POINTS
     assert h["step"][-1] == 1000 and h["loss"][0] == 3.0  # mean of steps 1..5
 
@@ -207,14 +210,14 @@ def test_killed_worker_is_marked_failed_its_lock_freed_and_its_temp_run_removed(
 
 def test_concurrent_starts_yield_exactly_one_job(dirs, monkeypatch):
     runs, jobs_dir = dirs
-    real_lock_free = jobs._lock_free
+    real_lock_free = store._lock_free
 
     def slow_lock_free(*args, **kwargs):  # widen the gap between "is the lock free?" and starting a worker
         free = real_lock_free(*args, **kwargs)
         time.sleep(0.3)
         return free
 
-    monkeypatch.setattr(jobs, "_lock_free", slow_lock_free)  # in this process's two racers only
+    monkeypatch.setattr(store, "_lock_free", slow_lock_free)  # in this process's two racers only
     go = time.time() + 2.0  # every racer calls start_job at this moment
     racer = ("import sys, time\nfrom core.jobs import JobBusy, start_job\ntime.sleep(max(0.0, float(sys.argv[1]) - "
              "time.time()))\ntry:\n    start_job(eval(sys.argv[2]), sys.argv[3], sys.argv[4])\n    print('ok')\n"
@@ -293,9 +296,9 @@ def test_queued_jobs_survive_a_server_restart_and_are_resumed(dirs, monkeypatch)
     """The server dies after writing a queued job but before any dispatcher started (the worst hand-over):
     the job waits on disk, and the next queue read of a restarted server starts a dispatcher for it."""
     runs, jobs_dir = dirs
-    monkeypatch.setattr(jobs, "_ensure_dispatcher", lambda jobs_dir: None)  # "killed" before spawning
+    monkeypatch.setattr(dispatcher, "ensure", lambda jobs_dir: None)  # "killed" before spawning
     job_id = start_job(TINY, runs, jobs_dir, caps=CAPS, owner=A)
-    assert job_status(jobs_dir, job_id)["state"] == "queued" and jobs._lock_free(jobs_dir)  # nobody runs it
+    assert job_status(jobs_dir, job_id)["state"] == "queued" and store._lock_free(jobs_dir)  # nobody runs it
     monkeypatch.undo()  # "restart"
     assert queue(jobs_dir)[0]["job_id"] == job_id
     wait_for(lambda: job_status(jobs_dir, job_id)["state"] != "queued", 30, "the resumed job to start")
@@ -335,7 +338,7 @@ def test_a_relative_jobs_folder_is_resumed_from_any_working_directory(dirs, monk
     runs, jobs_dir = dirs
     monkeypatch.chdir(tmp_path)
     with monkeypatch.context() as mp:
-        mp.setattr(jobs, "_ensure_dispatcher", lambda jobs_dir: None)  # the server died before spawning
+        mp.setattr(dispatcher, "ensure", lambda jobs_dir: None)  # the server died before spawning
         job_id = start_job(TINY, Path("runs"), Path("jobs"), caps=CAPS, owner=A)
     assert job_status(Path("jobs"), job_id)["state"] == "queued"
     queue(Path("jobs"))  # a page view of the restarted server, with the relative folder
@@ -351,11 +354,11 @@ def test_a_stale_dispatcher_record_delays_a_restart_by_seconds_only(dirs):
         jobs_dir.mkdir(parents=True)
         (jobs_dir / jobs.SPAWNED).write_text(json.dumps({"pid": sleeper.pid, "at": time.time()}))
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(jobs, "_ensure_dispatcher", lambda jobs_dir: None)
+            mp.setattr(dispatcher, "ensure", lambda jobs_dir: None)
             job_id = start_job(TINY, runs, jobs_dir, caps=CAPS, owner=A)
         t0 = time.monotonic()
         wait_for(lambda: queue(jobs_dir) and job_status(jobs_dir, job_id)["state"] != "queued", 10, "recovery")
-        assert time.monotonic() - t0 < jobs.SPAWN_GRACE_S + 3
+        assert time.monotonic() - t0 < dispatcher.SPAWN_GRACE_S + 3
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -370,28 +373,11 @@ def test_jobs_folder_errors_are_a_short_message(dirs, monkeypatch, err, words):
         raise OSError(err, os.strerror(err), str(jobs_dir / "x"))
 
     with monkeypatch.context() as mp:
-        mp.setattr(jobs, "_write_json", fail)
+        mp.setattr(store, "_write_json", fail)
         with pytest.raises(JobError, match=words) as info:
             start_job(TINY, runs, jobs_dir, caps=CAPS, owner=A)
     assert str(jobs_dir) not in str(info.value) and list_jobs(jobs_dir) == []  # no half-written job queued
-    monkeypatch.setattr(jobs, "_job_dirs", fail)
+    monkeypatch.setattr(store, "_job_dirs", fail)
     for call in (lambda: queue(jobs_dir), lambda: list_jobs(jobs_dir), lambda: jobs.owner_jobs(jobs_dir, A)):
         with pytest.raises(JobError, match=words):
             call()
-
-
-def test_form_values_are_refused_in_words_never_replaced():
-    choices = {"model": "vae", "dataset": "mnist", "preset": "seed"}
-    good = {"epochs": "2", "batch_size": "64", "latent_dim": "16", "seed": "7", "lr": ""}
-    assert jobs.parse_form(choices, good, Caps()) == {**jobs.DEFAULT_SPEC, "epochs": 2, "batch_size": 64,
-                                                      "latent_dim": 16, "seed": 7, "lr": None}
-    bad = {"epochs": "1e9", "batch_size": "-3", "latent_dim": str(10**18), "seed": "x", "lr": "-0.1"}
-    with pytest.raises(jobs.FormError) as info:
-        jobs.parse_form(choices, bad, Caps())
-    problems = info.value.problems
-    assert [p.split(" must")[0] for p in problems] == ["Epochs", "Batch size", "Latent size", "Random seed",
-                                                       "Learning rate"]
-    assert "Epochs must be a whole number from 1 to 5 (you typed '1e9')" in problems
-    for field, value in [("epochs", "2.5"), ("epochs", "0"), ("epochs", ""), ("lr", "nan"), ("lr", "0.5")]:
-        with pytest.raises(jobs.FormError):
-            jobs.parse_form(choices, {**good, field: value}, Caps())

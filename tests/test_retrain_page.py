@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import jobs
 from core.data import RAW_FILES
-from core.jobs import Caps, cancel_all, job_status, list_jobs, queue, start_job
+from core.jobs import Caps, cancel_all, job_status, list_jobs, queue, start_job, store
 
 from .test_dashboard import plain
 from .test_jobs import wait_for
@@ -128,12 +128,12 @@ def test_jobs_folder_errors_are_a_message_not_a_traceback(env, monkeypatch, err,
 
     at = open_retrain()
     with monkeypatch.context() as mp:  # reading the queue fails
-        mp.setattr(jobs, "_job_dirs", fail)
+        mp.setattr(store, "_job_dirs", fail)
         at.run()
         assert not at.exception
         assert any(words in e.value for e in at.error) and not any(str(env) in e.value for e in at.error)
     with monkeypatch.context() as mp:  # writing a job fails
-        mp.setattr(jobs, "_write_json", fail)
+        mp.setattr(store, "_write_json", fail)
         at = open_retrain()
         submit(at, rt_epochs="1")
         assert any(words in e.value for e in at.error), [e.value for e in at.error]
@@ -156,6 +156,6 @@ def test_runs_go_to_persistent_storage_when_a_space_has_it(monkeypatch, tmp_path
     assert paths.runs_dir() == paths.PROJECT / "runs"  # not mounted: the container's own (temporary) disk
     (tmp_path / "data").mkdir()
     assert paths.runs_dir() == tmp_path / "data" / "runs"
-    assert jobs_client.jobs_dir() == tmp_path / "data" / "runs" / ".jobs"
+    assert jobs_client.jobs_dir() == paths.PROJECT / "runs" / ".jobs"  # locks never on the (bucket) mount
     monkeypatch.setenv("RUNS_DIR", str(tmp_path / "explicit"))
     assert paths.runs_dir() == tmp_path / "explicit"

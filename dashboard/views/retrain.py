@@ -3,19 +3,21 @@
 import streamlit as st
 
 from core import datasets, families, paths
-from core.jobs import DEFAULT_SPEC, FormError, JobError, form_limits, models, parse_form
+from core.jobs import DEFAULT_SPEC, JobError, models
 from dashboard import components as ui
 from dashboard import jobs_client, runs
+from dashboard.retrain_form import FormError, form_limits, parse_form
 
 st.title("Retrain")
 st.caption("Train a small VAE or GAN here and watch it learn. Jobs of all visitors wait in one queue and train "
-           "one at a time in their own process, so the dashboard stays responsive. Your finished run is selected "
-           "in the sidebar and appears on every page, next to the committed runs.")
+           "outside the web server (one at a time on this server, or on Hugging Face Jobs where the Space's owner "
+           "set it up), so the dashboard stays responsive. Your finished run is selected in the sidebar and "
+           "appears on every page, next to the committed runs.")
 caps = jobs_client.retrain_caps()
 MINE_POLL_S, OTHERS_POLL_S = 1.5, 5.0  # no polling at all while the queue is empty
 TEXT_KEYS = {"epochs": "rt_epochs", "batch_size": "rt_batch", "lr": "rt_lr", "latent_dim": "rt_latent",
              "seed": "rt_seed"}
-CHOICE_KEYS = {"model": "rt_model", "dataset": "rt_dataset", "preset": "rt_preset"}
+CHOICE_KEYS = {"model": "rt_model", "dataset": "rt_dataset", "preset": "rt_preset", "flavor": "rt_flavor"}
 
 
 def minutes(seconds: float) -> str:
@@ -193,6 +195,11 @@ for key, value in saved.items():
     if key not in st.session_state:
         st.session_state[key] = value
 limits = form_limits(caps)
+try:
+    flavors = {f["name"]: f for f in jobs_client.flavors()}  # hf-jobs: the owner's allowed hardware; local: none
+except JobError as err:
+    st.error(str(err), icon=":material/error:")
+    st.stop()
 defaults = {f: "" if DEFAULT_SPEC[f] is None else str(DEFAULT_SPEC[f]) for f in TEXT_KEYS}  # jobs' defaults
 for field, key in TEXT_KEYS.items():
     st.session_state.setdefault(key, defaults[field])
@@ -218,6 +225,17 @@ with st.form("retrain"):
         hint = f"{lo:g} to {hi:g}; empty = the model's default ({lr_defaults})" if field == "lr" \
             else f"a whole number from {lo} to {hi}"
         col.text_input(label, key=key, help=hint, placeholder="model default" if field == "lr" else None)
+    flavor = None
+    if flavors:
+        if st.session_state.get("rt_flavor") not in flavors:
+            st.session_state.pop("rt_flavor", None)
+        flavor = st.selectbox("Hardware (Hugging Face Jobs)", list(flavors), key="rt_flavor",
+                              format_func=lambda n: f"{flavors[n]['label']} · ${flavors[n]['usd_per_hour']:.2f}/hour")
+        most = {name: jobs_client.estimate({}, name)["max_usd"] for name in flavors}
+        costs = [f"{name} (${f['usd_per_hour']:.2f}/hour): at most "
+                 f"{'under $0.01' if most[name] < 0.01 else f'${most[name]:.2f}'}" for name, f in flavors.items()]
+        st.caption(f"A job runs at most {jobs_client.estimate({}, next(iter(flavors)))['max_minutes']} min "
+                   f"(the time cap plus start-up), billed per minute: {'; '.join(costs)}.")
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:
@@ -226,12 +244,12 @@ if submitted:
     try:
         spec = parse_form({"model": model, "dataset": dataset, "preset": preset},
                           {f: st.session_state[k] for f, k in TEXT_KEYS.items()}, caps)
-        jobs_client.start_job(spec)
+        jobs_client.start_job(spec, flavor)
         st.rerun()
     except FormError as err:
         st.error("**Check the form**; nothing was started:\n\n" + "\n".join(f"- {p}" for p in err.problems),
                  icon=":material/edit:")
-    except JobError as err:  # the visitor already has a job, the queue is full, missing data, disk full
+    except (JobError, ValueError) as err:  # already has a job, the queue is full, missing data, disk full
         st.error(str(err), icon=":material/block:")
 st.caption(f"Caps on this server: at most {caps.max_epochs} epochs and {caps.time_budget_s:.0f} s of training "
            f"per job, {caps.max_queue} jobs waiting; the newest {caps.keep_runs} retrained runs are kept in "
