@@ -108,6 +108,8 @@ def _checked(path: str, stamp: tuple) -> RunInfo:
     name = Path(path).name
     try:
         cfg = folder.check_run(path).config
+        if layout.name_problem(name):  # one rule for every run's name: a folder named otherwise is not loaded
+            raise CheckpointError(f"{name}: {layout.name_problem(name)}")
         return RunInfo(name, path, cfg["model"], cfg["dataset"]["name"])
     except CheckpointError as err:
         error = str(err)
