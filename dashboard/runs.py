@@ -70,11 +70,10 @@ class RunInfo:
 
     @property
     def label(self) -> str:
-        """Committed runs by folder name; retrained runs, whose folder names are long, by what they are:
-        "VAE · mnist · 3 epochs · 25 Nov 14:02 (retrained)". The folder name is the picker's hover text."""
-        if Path(self.path).parent == paths.checkpoints_dir() or self.model is None:
-            return self.name
-        return run_summary(self.path, self.name) + " (retrained)"
+        """The run's one name on every page (sidebar, overlays, Overview, Runs, Retrain): its folder name, unique
+        to the second for a retrained run; run_summary says what it is. jobs_client.display_name marks a
+        visitor's own runs."""
+        return self.name
 
 
 def file_stamp(path: str | Path, name: str = layout.CONFIG) -> tuple | None:
@@ -244,7 +243,7 @@ def facts(path: str) -> dict:
         "Latent size": mc.get("latent_dim"),
         "Epochs": cfg.get("epochs_completed"),
         "Training time": f"{cfg['wall_time_s'] / 60:.1f} min",
-        "Device": cfg.get("device"),
+        "Device": str(cfg.get("device")).replace(", 1 threads)", ", 1 thread)"),  # as older runs wrote it
         "Seed": cfg.get("seed"),
     }
 
@@ -289,6 +288,14 @@ def classifier_path(dataset: str) -> str | None:
     """The committed classifier of a data set (checkpoints/<dataset>-classifier), when it loads."""
     info = next((r for r in catalog() if r.name == f"{dataset}-classifier" and r.model == "classifier"), None)
     return info.path if info is not None and not info.error else None
+
+
+def noun(dataset: str | None = None) -> str:
+    """What one image of the data set shows ("digit", "item"): `dataset`, else the sidebar's; "image" if unknown."""
+    try:
+        return dataset_records.get(dataset or st.session_state.get("dataset")).noun
+    except ValueError:  # no data set picked, or one no record describes
+        return "image"
 
 
 def dataset_record(name: str):

@@ -315,13 +315,14 @@ def csv_cell(value):
 def table_csv(frame) -> str:
     """A pandas table as CSV text, every text cell (headers too) through csv_cell."""
     safe = frame.map(csv_cell).rename(columns=csv_cell)
-    return safe.to_csv(index=False)
+    return safe.to_csv(index=False, lineterminator="\r\n")  # RFC 4180: a cell holding CR or LF is quoted
 
 
 def metrics_csv(runs: dict[str, dict]) -> str:
     """metrics_records as CSV text (empty cells for missing values), every cell through csv_cell."""
     out = io.StringIO()
-    w = csv.DictWriter(out, ["run", "section", "metric", "mean", "std", "seeds"], lineterminator="\n")
+    # RFC 4180's CRLF: the writer then quotes a cell holding either (with "\n" alone, a bare CR split a row)
+    w = csv.DictWriter(out, ["run", "section", "metric", "mean", "std", "seeds"], lineterminator="\r\n")
     w.writeheader()
     w.writerows({k: csv_cell(v) for k, v in row.items()} for row in metrics_records(runs))
     return out.getvalue()
