@@ -1,12 +1,16 @@
-"""Time and peak memory of `python -m core show` on every hostile run folder of tests/test_hostile.py, plus the
-full-size attacks from issue 14 (an embeddings.npz of a few MB that inflates to 2 GiB, and a
+"""Hostile input replayed. First the visitor's attacks (bench/hostile_probes.py: uploads, job ownership,
+CSV injection, names, the zip, push, the t-SNE cap, a full disk, a killed worker), one "held" / "BROKEN" line
+each; then the time and peak memory of `python -m core show` on every hostile run folder of
+tests/test_hostile.py, plus the full-size attacks (an embeddings.npz of a few MB that inflates to 2 GiB, and a
 model.safetensors header listing 1.5 M empty tensors), against the same command on the good run.
 
-    python -m bench.hostile_runs            # all cases (needs ~100 MB of temporary disk)
-    python -m bench.hostile_runs --no-full  # skip the two full-size files
+    python -m bench.hostile_runs              # everything (needs ~100 MB of temporary disk)
+    python -m bench.hostile_runs --no-full    # skip the two full-size files
+    python -m bench.hostile_runs --probes-only [--only zip]
 
-Each case runs in its own process under /usr/bin/time -v (wall seconds, max RSS); prints one row per case
-and the worst case last. Every hostile case must exit 2; the good run exits 0.
+Each folder case runs in its own process under /usr/bin/time -v (wall seconds, max RSS); prints one row per
+case and the worst case last. Every hostile case must exit 2; the good run exits 0. Exits 1 when anything
+broke.
 """
 
 from __future__ import annotations
@@ -38,7 +42,17 @@ def measure(path: Path) -> tuple[int, float, int, str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--no-full", action="store_true", help="skip the 2 GiB bomb and the 1.5 M-tensor header")
+    p.add_argument("--probes-only", action="store_true", help="only the visitor's attacks, not the run folders")
+    p.add_argument("--only", default=None, help="only the probes whose name holds this text")
     args = p.parse_args()
+    from bench import hostile_probes
+
+    print(f"load average {os.getloadavg()[0]:.2f}; the visitor's attacks")
+    rows = hostile_probes.run_all(args.only)
+    broken = [name for name, held, _ in rows if not held]
+    print(f"{len(rows) - len(broken)} of {len(rows)} held" + (f"; broken: {', '.join(broken)}" if broken else ""))
+    if args.probes_only or args.only:
+        sys.exit(1 if broken else 0)
     with tempfile.TemporaryDirectory(prefix="hostile-") as tmp:
         root, outside = Path(tmp) / "runs", Path(tmp) / "outside"
         root.mkdir()
@@ -65,6 +79,7 @@ def main() -> None:
         wall, rss, name = max(rows)
         print(f"worst time: {name} {wall:.2f} s; worst memory: {max(r[1] for r in rows)} MB "
               f"({max(rows, key=lambda r: r[1])[2]})")
+    sys.exit(1 if broken else 0)
 
 
 if __name__ == "__main__":

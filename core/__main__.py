@@ -210,6 +210,10 @@ def cmd_evaluate(args) -> None:
     bar.close()
     print(evaluate.format_table(run.name, ev))
     print(f"wrote {run / layout.METRICS} (key 'evaluation') and {run / evaluate.NEAREST_PNG}")
+    if args.marker:
+        from core.files import write_json
+
+        write_json(Path(args.marker), {"run": run.name})
 
 
 def cmd_push(args) -> None:
@@ -318,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--iwae-k", type=int, default=100, help="importance samples for the VAE's IWAE bound, 0 skips it")
     v.add_argument("--iwae-images", type=int, default=500,
                    help="test digits per seed for the IWAE bound and -ELBO (10000 = the whole test set each seed)")
+    v.add_argument("--marker", default=None, metavar="PATH",
+                   help="write PATH after metrics.json is saved, last, so a watcher of a bucket sees it complete "
+                        "(default: none)")
     v.set_defaults(func=cmd_evaluate)
 
     # tokens: HF_TOKEN or `hf auth login`, never a flag
@@ -349,11 +356,12 @@ def main(argv=None) -> int:
         return 2
     except Exception as err:
         from core.data import DataMissingError
+        from core.files import DiskFull
         from core.hub import HubError
         from core.run.layout import CheckpointError
         from core.train import TrainingDiverged
 
-        if isinstance(err, (CheckpointError, DataMissingError, TrainingDiverged, HubError, ValueError)):
+        if isinstance(err, (CheckpointError, DataMissingError, TrainingDiverged, HubError, ValueError, DiskFull)):
             print(f"error: {err}", file=sys.stderr)
             return 2
         raise

@@ -52,6 +52,8 @@ def train_run(
     """
     cfg = train_config or TrainConfig()
     out = Path(out)
+    if layout.name_problem(out.name):  # the folder's name is the run's name everywhere it is shown
+        raise layout.CheckpointError(f"{out.name!r}: {layout.name_problem(out.name)}")
     if out.exists() and not overwrite:
         raise layout.CheckpointError(f"{out} exists; choose another --out or pass --overwrite")
     device = resolve_device(cfg.device)

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from core import names as run_names
 from core.run import layout, reading
 from core.run.layout import CheckpointError
 
@@ -227,8 +226,8 @@ def run_members(path: str | os.PathLike) -> list[tuple[str, Path]]:
     st_root = os.lstat(root)
     if stat.S_ISLNK(st_root.st_mode) or not stat.S_ISDIR(st_root.st_mode):
         raise CheckpointError(f"{root.name}: not a run folder")
-    if run_names.problem(root.name):
-        raise CheckpointError(f"{root.name!r}: {run_names.problem(root.name)}")
+    if layout.name_problem(root.name):
+        raise CheckpointError(f"{root.name!r}: {layout.name_problem(root.name)}")
     members = [(name, root / name) for name in RUN_FILES if _own_file(root / name)]
     samples = root / layout.SAMPLES
     try:
@@ -316,13 +315,14 @@ def csv_cell(value):
 def table_csv(frame) -> str:
     """A pandas table as CSV text, every text cell (headers too) through csv_cell."""
     safe = frame.map(csv_cell).rename(columns=csv_cell)
-    return safe.to_csv(index=False)
+    return safe.to_csv(index=False, lineterminator="\r\n")  # RFC 4180: a cell holding CR or LF is quoted
 
 
 def metrics_csv(runs: dict[str, dict]) -> str:
     """metrics_records as CSV text (empty cells for missing values), every cell through csv_cell."""
     out = io.StringIO()
-    w = csv.DictWriter(out, ["run", "section", "metric", "mean", "std", "seeds"], lineterminator="\n")
+    # RFC 4180's CRLF: the writer then quotes a cell holding either (with "\n" alone, a bare CR split a row)
+    w = csv.DictWriter(out, ["run", "section", "metric", "mean", "std", "seeds"], lineterminator="\r\n")
     w.writeheader()
     w.writerows({k: csv_cell(v) for k, v in row.items()} for row in metrics_records(runs))
     return out.getvalue()

@@ -73,19 +73,33 @@ def tsne_pending(path: str, perplexity: float, size: int) -> bool:
 
 def tsne_recompute(path: str, perplexity: float, size: int) -> str:
     """Start a recompute unless it is cached or under way: "cached", "pending", "started" or "busy".
-    Raises OSError when the jobs folder cannot be written."""
+    The cap is taken atomically: counting the live markers and writing a new one happen under one file lock,
+    so simultaneous requests (threads of this server, or other servers on the same disk) start at most
+    TSNE_PENDING_MAX. Raises OSError when the jobs folder cannot be written."""
+    from filelock import FileLock, Timeout
+
     f = _tsne_file(path, perplexity, size)
     if f.exists():
         return "cached"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(f.parent / ".slots.lock", timeout=10):
+            return _start_locked(f, path, perplexity, size)
+    except Timeout:
+        return "busy"
+
+
+def _start_locked(f: Path, path: str, perplexity: float, size: int) -> str:
     marker = f.with_suffix(".pending")
     if _pid_alive(marker):
         return "pending"
-    f.parent.mkdir(parents=True, exist_ok=True)
-    markers = list(f.parent.glob("*.pending"))
-    for m in markers:
+    live = 0
+    for m in f.parent.glob("*.pending"):
         if m.with_suffix(".npy").exists() or not _pid_alive(m):
             m.unlink(missing_ok=True)
-    if sum(m.exists() for m in markers) >= TSNE_PENDING_MAX:
+        else:
+            live += 1
+    if live >= TSNE_PENDING_MAX:
         return "busy"
     for old in sorted(f.parent.glob("*.npy"), key=lambda p: p.stat().st_mtime)[:-TSNE_KEEP]:
         old.unlink(missing_ok=True)
@@ -94,6 +108,6 @@ def tsne_recompute(path: str, perplexity: float, size: int) -> str:
                              f"--perplexity={float(perplexity)}", f"--digits={int(size)}"], cwd=paths.PROJECT, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    marker.write_text(str(proc.pid))
+    marker.write_text(str(proc.pid))  # before the lock is let go: the next request counts it
     threading.Thread(target=proc.wait, daemon=True).start()  # reap it
     return "started"

@@ -160,3 +160,18 @@ def test_the_cli_trains_on_jobs_and_lists_its_options(space):
     (job,) = space["fake"].jobs.values()
     assert job.spec["flavor"] == "t4-small" and "--backend" not in job.spec["command"]
     assert TOKEN not in res.stdout + res.stderr
+
+
+@pytest.mark.real_data
+def test_the_evaluate_button_runs_on_jobs_and_its_metrics_reach_the_run(space, real_data_root, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(real_data_root))  # the job's image has the data sets; here, the shared copy
+    b = backend(space)
+    trained = until_state(b, b.start_job(TINY, A), ("done", "failed", "cancelled"))
+    assert trained["state"] == "done", trained.get("reason")
+    job_id = b.start_evaluation(trained["run"], A)
+    final = until_state(b, job_id, ("done", "failed", "cancelled"), timeout=600)
+    assert final["state"] == "done" and final["kind"] == "evaluate", final.get("reason")
+    metrics = json.loads((space["runs"] / trained["run"] / "metrics.json").read_text())
+    assert metrics["evaluation"]["settings"]["samples"] == 2000  # copied from the bucket into the listed run
+    with pytest.raises(ValueError, match="only runs trained"):
+        b.start_evaluation("mnist-vae", A)

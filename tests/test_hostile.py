@@ -187,6 +187,12 @@ CASES = {
     "metrics-held-out-string": ("metrics.json", lambda r, o: edit_json(
         r, "metrics.json", lambda m: m["held_out"].update(neg_elbo="90"))),
     "metrics-not-object": ("metrics.json", lambda r, o: (r / "metrics.json").write_text("[]")),
+    # a metric name is shown and written to CSV: a formula there is refused like any bad field
+    "metrics-formula-name": ("metrics.json", lambda r, o: edit_json(
+        r, "metrics.json", lambda m: m["evaluation"]["metrics"].update(
+            {'=HYPERLINK("http://evil.example","x")': {"mean": 1.0, "std": 0.0}}))),
+    "metrics-held-out-formula-name": ("metrics.json", lambda r, o: edit_json(
+        r, "metrics.json", lambda m: m["held_out"].update({"-2+3+cmd|' /C calc'!A0": 1.0}))),
     "metrics-symlink": ("metrics.json", lambda r, o: link_outside(r, "metrics.json", o)),
     # model.safetensors
     "weights-many-tensors": ("model.safetensors", lambda r, o: (r / "model.safetensors").write_bytes(

@@ -101,6 +101,44 @@ def test_tsne_recompute_starts_only_from_the_button_and_runs_outside_the_server(
     assert {p: p.stat().st_mtime for p in latent_env.glob("*.npy")} == stamp
 
 
+def test_ten_simultaneous_recomputes_start_at_most_the_cap(latent_env, monkeypatch, tiny_runs):
+    """The cap is taken atomically: ten requests at once (other settings each) start TSNE_PENDING_MAX processes,
+    the rest are told "busy". Popen is replaced by a slow stand-in whose pid (this process) stays alive."""
+    import os
+    import threading
+
+    from dashboard import tsne
+
+    started = []
+
+    class SlowStart:
+        def __init__(self, *args, **kwargs):
+            time.sleep(0.2)  # spawning takes time: the window in which another request counts the markers
+            started.append(args)
+            self.pid = os.getpid()
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(tsne.subprocess, "Popen", SlowStart)
+    path = str(tiny_runs / "mnist-vae")
+    barrier, answers = threading.Barrier(10), []
+
+    def request(i: int) -> None:
+        barrier.wait()
+        answers.append(tsne.tsne_recompute(path, 5.0 + i, 64))
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(answers) == 10
+    assert len(started) == answers.count("started") == tsne.TSNE_PENDING_MAX, answers
+    assert answers.count("busy") == 10 - tsne.TSNE_PENDING_MAX
+    assert len(list(latent_env.glob("*.pending"))) == tsne.TSNE_PENDING_MAX
+
+
 def test_no_full_collection_of_the_import_heap_after_each_run():
     """The server's post-run gc.collect(2) over torch's, plotly's and pandas' objects was half its CPU per view:
     it is off in the app's config, and the heap alive at import is frozen out of Python's own collections."""

@@ -68,7 +68,7 @@ def test_retrain_on_jobs_shows_prices_live_charts_and_keeps_its_owner_across_a_r
             page.get_by_role("button", name="Cancel my job").wait_for(timeout=120_000)
             # the job's @progress log lines, parsed into the same live chart as a local job
             page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
-            assert token not in page.content()  # the token is the browser's; the page never shows it
+            assert token not in page.content() and TOKEN not in page.content()  # neither token is ever shown
             page.reload()  # same browser: the same visitor, still the owner
             wait_rendered(page, "Retrain")
             page.get_by_role("button", name="Cancel my job").wait_for(timeout=60_000)

@@ -179,7 +179,9 @@ def test_metrics_csv_neutralises_run_and_metric_names(evaluated_runs):  # noqa: 
     m = json.loads((evaluated_runs / "mnist-vae" / "metrics.json").read_text())
     m["evaluation"]["metrics"]['=HYPERLINK("http://evil.example","x")'] = {"mean": -2.5, "std": 0.0}
     m["held_out"]["-2+3+cmd|' /C calc'!A0"] = -1.25
-    rows = list(csv.reader(io.StringIO(share.metrics_csv({"@SUM(1+1)": m}))))
+    m["held_out"]["\r=1+2"] = 2.0  # a carriage return inside a cell is quoted, not a new row
+    rows = list(csv.reader(io.StringIO(share.metrics_csv({"@SUM(1+1)": m}), newline="")))
+    assert all(len(r) == 6 for r in rows), rows
     cells = [c for r in rows[1:] for c in r]
     assert not [c for c in cells if c.startswith(FORMULA_STARTS) and not _is_number(c)], rows
     assert ["'@SUM(1+1)", "evaluation", "'=HYPERLINK(\"http://evil.example\",\"x\")", "-2.5", "0.0", ""] in rows

@@ -26,8 +26,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from core.files import write_json
+from core.files import free_space, write_json
 from core.jobs.spec import JobError
+from core.run import layout
 
 LOCK, QUEUE_LOCK, STATUS, JOB, GRID, CANCEL, LOG, SPAWNED = (
     "job.lock", "queue.lock", "status.json", "job.json", "latest.png", "cancel", "worker.log", "dispatcher.json")
@@ -124,8 +125,11 @@ def _mark_dead(jobdir: Path) -> dict:
             for tmp in Path(job["runs_dir"]).glob(f".{job['run']}.tmp-*"):
                 shutil.rmtree(tmp, ignore_errors=True)
         cancelled = (jobdir / CANCEL).exists()
-        st.update(state="cancelled" if cancelled else "failed", finished=time.time(),
-                  reason="cancelled by its owner" if cancelled else "process died")
+        reason = "cancelled by its owner" if cancelled else "process died"
+        min_free = (job.get("caps") or {}).get("min_free_mb", 0)
+        if not cancelled and shutil.disk_usage(jobdir).free < min_free * 2**20:  # it could not write why
+            reason = f"disk full: the job's process died with {free_space(jobdir)} where it writes"
+        st.update(state="cancelled" if cancelled else "failed", finished=time.time(), reason=reason)
         _write_json(jobdir / STATUS, st)
     return st
 
@@ -158,6 +162,7 @@ def list_jobs(jobs_dir) -> list[dict]:
 
 
 def _unique_name(parent: Path, base: str) -> str:
+    layout.check_name(base)  # the runs' one name rule (core.run.layout)
     name, n = base, 1
     while (parent / name).exists() or any(parent.glob(f".{name}.tmp-*")):
         n += 1

@@ -7,6 +7,7 @@ step loop. Torch is imported only here, inside the job.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
+from core.files import is_disk_full
 from core.jobs import store
 from core.jobs.dispatcher import _lower_priority
 from core.jobs.progress import HISTORY_POINTS  # noqa: F401 (re-exported: the history's length)
@@ -165,12 +167,15 @@ def run_worker(jobdir) -> int:
         return 1
     except Exception as err:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        traceback.print_exc()  # the full story goes to worker.log; the page shows one line
+        with contextlib.suppress(OSError):  # worker.log may sit on the same full disk: the status still says why
+            traceback.print_exc()  # the full story goes to worker.log; the page shows one line
         from core.train import TrainingDiverged
 
         reason = str(err) if isinstance(err, (TrainingDiverged, RuntimeError)) else f"{type(err).__name__}: {err}"
         if isinstance(err, OSError):
             reason = f"could not save: {store.FS_ERRORS.get(err.errno, err.strerror)}"
+        if is_disk_full(err):
+            reason = str(err) if str(err).startswith("disk full") else f"disk full: {reason}"
         progress.write(state="failed", reason=reason[:500], finished=time.time())
         return 1
     progress.write(state="done", phase="done", finished=time.time(), job_s=round(time.monotonic() - t0, 1),

@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from core import families
-from core.files import replacing, write_json
+from core.files import disk_full, is_disk_full, replacing, write_json
 from core.models import build_model
 from core.run.config import FORMAT_VERSION
 from core.run.formats import check_embeddings_file, check_png
@@ -107,7 +107,8 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        n = torch.get_num_threads()
+        return f"cpu ({platform.processor() or platform.machine()}, {n} thread{'' if n == 1 else 's'})"
     return device.type
 
 
@@ -149,8 +150,10 @@ def save_run(
         if metrics is not None:
             write_json(tmp / METRICS, metrics)
         move_into_place(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)  # first: the space it took is free again
+        if isinstance(err, Exception) and is_disk_full(err):  # said so, not "SafetensorError: ... os error 28"
+            raise disk_full(f"save the run {path.name}", path.parent) from err
         raise
     return path
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 CONFIG, WEIGHTS, HISTORY, METRICS, EMBEDDINGS, SAMPLES = (
@@ -20,6 +21,27 @@ OPTIONAL_EMBEDDING_KEYS = ("images",)  # (N, H, W) uint8 test digits
 
 class CheckpointError(Exception):
     """A run folder is missing, corrupt, truncated, oversized or does not match its config."""
+
+
+# The one rule for a run's name, wherever one is made or read: a folder in a runs folder, a pulled run (`core
+# pull --name`), a trained or retrained run, an archive's folder. Letters, digits, '.', '_' and '-', starting
+# with a letter or digit: nothing a spreadsheet reads as a formula (= + - @ first), Markdown as a link, a shell
+# as an option or a zip extractor as a way out of its folder (.. / \\).
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NAME_RULE = "use letters, digits, '.', '_' and '-', starting with a letter or digit (at most 100 characters)"
+
+
+def name_problem(name: object) -> str | None:
+    """Why `name` is not a valid run name, or None when it is."""
+    return None if isinstance(name, str) and RUN_NAME.fullmatch(name) else f"invalid run name: {NAME_RULE}"
+
+
+def check_name(name: object) -> str:
+    """`name` when it is a valid run name, else ValueError saying the rule."""
+    why = name_problem(name)
+    if why:
+        raise ValueError(f"{name!r}: {why}")
+    return name
 
 
 def label_of(path: str | os.PathLike, label: str | None = None) -> str:
@@ -38,9 +60,10 @@ def classifier_run(dataset: str) -> str:
 
 
 def run_path(root: str | os.PathLike, name: str) -> Path:
-    """root/name, refusing names that are empty, hidden or escape root (.., absolute, separators)."""
-    if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..", "."):
-        raise CheckpointError(f"invalid run name {name!r}: use letters, digits, '-' and '_' only")
+    """root/name for a valid run name (name_problem); the rule leaves no way out of root, checked again."""
+    why = name_problem(name)
+    if why:
+        raise CheckpointError(f"{name!r}: {why}")
     root = Path(root).resolve()
     path = (root / name).resolve()
     if path.parent != root:

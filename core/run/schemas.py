@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -218,8 +219,21 @@ def read_history(path: str | os.PathLike, label: str | None = None) -> dict:
     return check_history(read_json(path, HISTORY, label), where(path, HISTORY, label))
 
 
+METRIC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")  # "frechet_distance", "neg_elbo": shown and put in CSVs
+
+
+def _metric_names(rel: str, key: str, d, null: bool = False) -> dict:
+    """The object at `key`, its keys checked as metric names (a name starting with '=' is a formula in a CSV)."""
+    d = _object(rel, key, d, null=null)
+    for name in d:
+        if not METRIC_NAME.fullmatch(name):
+            raise CheckpointError(f"{rel}: {key} has a metric named {_short(name)}: metric names are letters, "
+                                  "digits and '_', starting with a letter (at most 64)")
+    return d
+
+
 def _summaries(rel: str, key: str, d) -> None:
-    for name, s in _object(rel, key, d).items():
+    for name, s in _metric_names(rel, key, d).items():
         s = _object(rel, f"{key}.{name}", s)
         for part in ("mean", "std"):
             if part not in s:
@@ -235,7 +249,7 @@ def check_metrics(m, rel: str = METRICS) -> dict:
     if not isinstance(m, dict):
         raise CheckpointError(f"{rel}: expected a JSON object, got {_kind(m)}")
     for section in ("held_out", "test"):
-        for key, v in _object(rel, section, m.get(section), null=True).items():
+        for key, v in _metric_names(rel, section, m.get(section), null=True).items():
             _number(rel, f"{section}.{key}", v, null=True)
     _object(rel, "settings", m.get("settings"), null=True)
     if m.get("evaluation") is None:
@@ -247,13 +261,13 @@ def check_metrics(m, rel: str = METRICS) -> dict:
     _summaries(rel, "evaluation.metrics", ev["metrics"])
     if ev.get("reference") is not None:
         _summaries(rel, "evaluation.reference", ev["reference"])
-    for key, v in _object(rel, "evaluation.memorization", ev.get("memorization"), null=True).items():
+    for key, v in _metric_names(rel, "evaluation.memorization", ev.get("memorization"), null=True).items():
         _number(rel, f"evaluation.memorization.{key}", v)
     _numbers(rel, "evaluation.class_histogram", ev["class_histogram"], limit=1000)
     for key in ("missing_classes", "starved_classes"):
         if not isinstance(ev.get(key, []), list) or len(ev.get(key, [])) > 1000:
             raise CheckpointError(f"{rel}: evaluation.{key} must be a list")
-    for key, v in _object(rel, "evaluation.lower_is_better", ev.get("lower_is_better"), null=True).items():
+    for key, v in _metric_names(rel, "evaluation.lower_is_better", ev.get("lower_is_better"), null=True).items():
         if not isinstance(v, bool):
             raise CheckpointError(f"{rel}: evaluation.lower_is_better.{key} must be true or false")
     settings = _object(rel, "evaluation.settings", ev.get("settings"), null=True)

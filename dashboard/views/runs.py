@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import runs, share
+from dashboard import jobs_client, runs, share
 
 st.title("Runs")
 st.caption("Every run folder under `checkpoints/` (committed) and `runs/` (retrained), with its settings and headline "
@@ -16,7 +16,7 @@ st.caption("Every run folder under `checkpoints/` (committed) and `runs/` (retra
 
 def row(info: runs.RunInfo) -> dict:
     """One table row; what cannot be read stays empty (a broken run keeps its error)."""
-    out = {"run": info.name, "folder": Path(info.path).parent.name,
+    out = {"run": jobs_client.display_name(info), "folder": Path(info.path).parent.name,
            "family": runs.LABELS.get(info.model, info.model or "?"), "data set": info.dataset}
     try:
         cfg = runs.config(info.path)
