@@ -8,7 +8,7 @@ import streamlit as st
 
 from core import paths
 from dashboard import components as ui
-from dashboard import runs, share, uploads
+from dashboard import jobs_client, runs, share, uploads
 
 HERE = Path(__file__).parent
 # a local favicon: a ":material/...:" icon would be fetched from fonts.gstatic.com (the app works offline)
@@ -40,10 +40,11 @@ def pick(kind: str, dataset: str | None) -> None:
         default = next((r.path for r in choices if r.name == f"{dataset}-{kind}"),
                        next((r.path for r in choices if not r.error), options[0]))
         st.session_state[key] = shared.path if shared else default
-    labels = {r.path: r.label + (" ⚠" if r.error else "") for r in choices}
-    folder = next(f"{Path(r.path).parent.name}/{r.name}" for r in choices if r.path == st.session_state[key])
+    labels = {r.path: jobs_client.display_name(r) + (" ⚠" if r.error else "") for r in choices}
+    now = next(r for r in choices if r.path == st.session_state[key])
     st.sidebar.selectbox(f"{runs.LABELS[kind]} run", options, key=key, format_func=labels.get,
-                         help=f"Run folder: {ui.code(folder)}")
+                         help=f"{ui.text(runs.run_summary(now.path, now.name))}. Run folder: "
+                              + ui.code(f"{Path(now.path).parent.name}/{now.name}"))
     share.publish(key, None, param=kind, encode=lambda path: Path(path).name)  # the folder name, never the path
 
 
@@ -73,7 +74,7 @@ with ui.guarded("in the sidebar"):
     else:
         st.sidebar.title("GAN vs VAE")
         options = runs.datasets()
-        # A visitor's run that just finished on the Retrain page (one run), or a pair picked on the Runs page
+        # A visitor's run that just finished on the Retrain page (one run), or the runs picked on the Runs page
         # (a list): select its data set and the runs themselves.
         wanted = st.session_state.pop("select_run", None)
         for run in [wanted] if isinstance(wanted, dict) else wanted or []:

@@ -68,7 +68,7 @@ def owner_token() -> str:
     if token:
         return token
     cookie = st.context.cookies.get(OWNER_COOKIE, "")
-    if TOKEN_RE.match(cookie):
+    if isinstance(cookie, str) and TOKEN_RE.match(cookie):  # (a test harness may hand back a stand-in object)
         token = cookie
     else:
         import secrets
@@ -139,3 +139,26 @@ def job_grid(job: dict) -> str | None:
             return str(grids[-1])
     grid = job.get("grid")
     return grid if grid and Path(grid).is_file() else None
+
+
+@st.cache_data(ttl=2, max_entries=256, show_spinner=False)  # a page names many runs: the jobs read once
+def _runs_of(token: str, state_dir: str) -> frozenset[str]:  # state_dir: part of the key only
+    try:
+        return frozenset(j["run"] for j in backend().owner_jobs(token) if j.get("run"))
+    except Exception:  # unreadable job records must not take a page down: nothing is marked
+        return frozenset()
+
+
+def my_runs() -> frozenset[str]:
+    """Names of the runs this visitor's jobs trained: marked "yours" wherever a run is named. A visitor without
+    an owner token yet (no job started, no cookie) has none, and none is made here."""
+    cookie = st.context.cookies.get(OWNER_COOKIE, "")
+    token = st.session_state.get("_retrain_owner") or (
+        cookie if isinstance(cookie, str) and TOKEN_RE.match(cookie) else None)
+    return _runs_of(token, str(jobs_dir())) if token else frozenset()
+
+
+def display_name(info) -> str:
+    """A run's one name on every page: its folder name, and "(yours)" for a run this visitor retrained."""
+    mine = info.name in my_runs() and Path(info.path).parent == paths.runs_dir()
+    return info.name + (" (yours)" if mine else "")

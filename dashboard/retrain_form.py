@@ -21,7 +21,7 @@ INT_RE = re.compile(r"^[+-]?\d{1,30}$")
 def form_limits(caps: Caps) -> dict[str, tuple[str, float, float]]:
     """The form's numeric fields: spec key -> (label in words, lowest, highest)."""
     return {"epochs": ("Epochs", 1, caps.max_epochs), "batch_size": ("Batch size", caps.min_batch, caps.max_batch),
-            "latent_dim": ("Latent size", caps.min_latent, caps.max_latent), "seed": ("Seed", 0, 2**31 - 1),
+            "latent_dim": ("Latent size", caps.min_latent, caps.max_latent), "seed": ("Random seed", 0, 2**31 - 1),
             "lr": ("Learning rate", caps.min_lr, caps.max_lr)}
 
 

@@ -24,7 +24,7 @@ from core import families, paths
 from core.data import class_names
 from core.hub import pull_missing
 from core.run import folder, layout, schemas
-from core.run.layout import CheckpointError
+from core.run.layout import CheckpointError, file_stamp
 
 # Streamlit runs a full garbage collection after every script run (runner.postScriptGC). Over the heap of
 # torch, plotly and pandas that cost about 0.1 s of CPU per page view, half of the server's work (py-spy on
@@ -70,20 +70,10 @@ class RunInfo:
 
     @property
     def label(self) -> str:
-        """Committed runs by folder name; retrained runs, whose folder names are long, by what they are:
-        "VAE · mnist · 3 epochs · 25 Nov 14:02 (retrained)". The folder name is the picker's hover text."""
-        if Path(self.path).parent == paths.checkpoints_dir() or self.model is None:
-            return self.name
-        return run_summary(self.path, self.name) + " (retrained)"
-
-
-def file_stamp(path: str | Path, name: str = layout.CONFIG) -> tuple | None:
-    """(mtime_ns, size, inode) of a run file, not following links (None when missing): part of every cache key."""
-    try:
-        st = os.lstat(Path(path) / name)
-        return st.st_mtime_ns, st.st_size, st.st_ino
-    except OSError:
-        return None
+        """The run's one name on every page (sidebar, overlays, Overview, Runs, Retrain): its folder name, unique
+        to the second for a retrained run; run_summary says what it is. jobs_client.display_name marks a
+        visitor's own runs."""
+        return self.name
 
 
 def catalog() -> list[RunInfo]:
@@ -244,7 +234,7 @@ def facts(path: str) -> dict:
         "Latent size": mc.get("latent_dim"),
         "Epochs": cfg.get("epochs_completed"),
         "Training time": f"{cfg['wall_time_s'] / 60:.1f} min",
-        "Device": cfg.get("device"),
+        "Device": str(cfg.get("device")).replace(", 1 threads)", ", 1 thread)"),  # as older runs wrote it
         "Seed": cfg.get("seed"),
     }
 
@@ -287,8 +277,16 @@ def refresh_runs() -> None:
 
 def classifier_path(dataset: str) -> str | None:
     """The committed classifier of a data set (checkpoints/<dataset>-classifier), when it loads."""
-    info = next((r for r in catalog() if r.name == f"{dataset}-classifier" and r.model == "classifier"), None)
+    info = next((r for r in catalog() if r.name == layout.classifier_run(dataset) and r.model == "classifier"), None)
     return info.path if info is not None and not info.error else None
+
+
+def noun(dataset: str | None = None) -> str:
+    """What one image of the data set shows ("digit", "item"): `dataset`, else the sidebar's; "image" if unknown."""
+    try:
+        return dataset_records.get(dataset or st.session_state.get("dataset")).noun
+    except ValueError:  # no data set picked, or one no record describes
+        return "image"
 
 
 def dataset_record(name: str):

@@ -284,18 +284,32 @@ def test_metrics_page_names_classes_and_explains_a_negative_kid_floor(monkeypatc
     assert "T-shirt/top" in charts(at)[0]["layout"]["xaxis"]["ticktext"]
 
 
-def test_retrained_runs_get_a_short_label_and_the_folder_on_hover(monkeypatch, tmp_path, tiny_runs):
+def test_a_run_has_one_name_everywhere_and_the_visitors_own_are_marked(monkeypatch, tmp_path, tiny_runs):
+    """The sidebar, the overlays, the Overview and the Runs table name a run by its folder name, whole; what it
+    is (model, data set, epochs, start) and its folder are the picker's help; this visitor's runs say "(yours)"."""
+    from dashboard import jobs_client
+
     runs = tmp_path / "runs"
-    shutil.copytree(tiny_runs / "mnist-gan", runs / "ui-gan-mnist-20261126-011500-123")
+    for stamp in ("011500-123", "011512-456"):  # two visitors' runs, seconds apart
+        shutil.copytree(tiny_runs / "mnist-gan", runs / f"ui-gan-mnist-20261126-{stamp}")
+    monkeypatch.setattr(jobs_client, "my_runs", lambda: frozenset({"ui-gan-mnist-20261126-011500-123"}))
     at = open_app(monkeypatch, tiny_runs, runs=runs)
     picker = at.selectbox(key="pick_gan")
-    retrained = [o for o in picker.options if "retrained" in o]
-    assert len(retrained) == 1 and re.fullmatch(r"GAN · mnist · 2 epochs · \d\d \w{3} \d\d:\d\d \(retrained\)",
-                                                retrained[0])
+    options = [o for o in picker.options if o.startswith("ui-gan")]
+    assert options == ["ui-gan-mnist-20261126-011500-123 (yours)", "ui-gan-mnist-20261126-011512-456"] or \
+        options == ["ui-gan-mnist-20261126-011512-456", "ui-gan-mnist-20261126-011500-123 (yours)"]
     assert not any("/" in o for o in picker.options)  # no folder paths in the picker
     picker.set_value(str(runs / "ui-gan-mnist-20261126-011500-123")).run()
     assert not at.exception
-    assert "runs/ui-gan-mnist-20261126-011500-123" in at.selectbox(key="pick_gan").help
+    help_text = at.selectbox(key="pick_gan").help
+    assert "runs/ui-gan-mnist-20261126-011500-123" in help_text
+    assert re.search(r"GAN · mnist · 2 epochs · \d\d \w{3} \d\d\\?:\d\d", help_text)  # ":" escaped for Markdown
+    assert any(h.value.replace("\\", "").endswith("ui-gan-mnist-20261126-011500-123 (yours)")  # Overview
+               for h in at.subheader)  # (Markdown-escaped)
+    goto(at, "curves")
+    assert "ui-gan-mnist-20261126-011500-123 (yours)" in at.multiselect(key="overlay_gan").options
+    goto(at, "runs")
+    assert "ui-gan-mnist-20261126-011500-123 (yours)" in list(at.dataframe[0].value["run"])
 
 
 def test_latent_selection_maps_points_back_to_rows():

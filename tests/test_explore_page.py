@@ -66,7 +66,7 @@ def test_an_uploaded_digit_is_read_reconstructed_scored_and_placed(explore):
     captions = [c.value for c in at.caption]
     assert {"your digit, 28×28", "VAE: decoder(μ(x))", "GAN: G(E(x))"} <= {
         cap for el in at.get("image") for cap in [i.caption for i in el.proto.imgs]}
-    assert any("No classifier for mnist" in i.value for i in at.info)  # tiny runs have no classifier
+    assert any("No classifier for MNIST" in i.value for i in at.info)  # tiny runs have no classifier
     nats = [m for m in at.metric if "ELBO" in m.label]
     assert len(nats) == 1 and nats[0].value.endswith("nats") and float(nats[0].value.split()[0]) > 0
     assert any("test digits: median" in c for c in captions)
@@ -163,7 +163,7 @@ def test_with_a_classifier_the_reading_and_its_probabilities(monkeypatch, tmp_pa
     make_tiny_run("classifier", root / "mnist-classifier", splits, width=4, feature_dim=8, epochs=1)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data"))
     at = upload(goto(open_app(monkeypatch, root), "explore"), one())
-    assert any(m.value.startswith("The mnist classifier reads **") for m in at.markdown)
+    assert any(m.value.startswith("The MNIST classifier reads **") for m in at.markdown)
     probs = [c for c in charts(at) if c["layout"]["title"]["text"] == "Classifier's reading"]
     assert len(probs) == 1 and sum(probs[0]["data"][0]["y"]) == pytest.approx(1.0, abs=1e-4)
     assert not any("No classifier" in i.value for i in at.info)
@@ -176,7 +176,7 @@ def test_committed_runs_both_data_sets_and_nearest_training_digits(monkeypatch, 
     at = goto(open_app(monkeypatch, root, runs=root / "_none"), "explore")
     assert not at.error and not at.exception
     upload(at, seven())
-    reading = next(m.value for m in at.markdown if m.value.startswith("The mnist classifier reads"))
+    reading = next(m.value for m in at.markdown if m.value.startswith("The MNIST classifier reads"))
     assert "**7**" in reading or "**1**" in reading  # a hand-made seven: the committed classifier must see a digit
     near = [i.caption for el in at.get("image") for i in el.proto.imgs if "nearest training digits" in i.caption]
     assert len(near) == 1
@@ -185,7 +185,7 @@ def test_committed_runs_both_data_sets_and_nearest_training_digits(monkeypatch, 
     at.selectbox(key="dataset").set_value("fashion-mnist").run()
     assert not at.exception and not at.error
     at.file_uploader(key="ex_upload").set_value(("s.png", seven(), "image/png")).run()
-    assert any(m.value.startswith("The fashion-mnist classifier reads") for m in at.markdown)
+    assert any(m.value.startswith("The Fashion-MNIST classifier reads") for m in at.markdown)
 
 
 def test_a_retrained_dense_run_with_another_latent_size(monkeypatch, tmp_path, tiny_runs, splits):

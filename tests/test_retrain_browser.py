@@ -19,7 +19,7 @@ def test_typed_bad_values_are_refused_naming_each_field(tmp_path, tiny_runs):
     runs = tmp_path / "runs"
     env = {"CHECKPOINT_DIR": str(tiny_runs), "RUNS_DIR": str(runs), "DATA_DIR": str(data_root)}
     typed = {"Epochs": "1e9", "Batch size": "-3", "Learning rate": "-0.1", "Latent size": "1000000000000000000",
-             "Seed": "0"}
+             "Random seed": "0"}
     with streamlit_server(env) as (url, proc), chromium_page() as page:
         wait_healthy(url, proc=proc)
         page.goto(f"{url}/retrain")

@@ -17,7 +17,8 @@ def test_form_values_are_refused_in_words_never_replaced():
     with pytest.raises(retrain_form.FormError) as info:
         retrain_form.parse_form(choices, bad, Caps())
     problems = info.value.problems
-    assert [p.split(" must")[0] for p in problems] == ["Epochs", "Batch size", "Latent size", "Seed", "Learning rate"]
+    assert [p.split(" must")[0] for p in problems] == ["Epochs", "Batch size", "Latent size", "Random seed",
+                                                       "Learning rate"]
     assert "Epochs must be a whole number from 1 to 5 (you typed '1e9')" in problems
     for field, value in [("epochs", "2.5"), ("epochs", "0"), ("epochs", ""), ("lr", "nan"), ("lr", "0.5")]:
         with pytest.raises(retrain_form.FormError):

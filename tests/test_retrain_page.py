@@ -62,7 +62,7 @@ def submit(at: AppTest, **typed) -> AppTest:
     ("rt_batch", str(10**18), "Batch size must be a whole number from 16 to 512"),
     ("rt_latent", "1.5", "Latent size must be a whole number from 2 to 128"),
     ("rt_lr", "-0.1", "Learning rate must be a number from 1e-05 to 0.01"),
-    ("rt_seed", "", "Seed is empty"),
+    ("rt_seed", "", "Random seed is empty"),
 ])
 def test_bad_form_values_are_refused_naming_the_field(env, key, typed, words):
     at = submit(open_retrain(), **{key: typed})

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import runs
+from dashboard import jobs_client, runs
 
 st.title("Concepts")
 
@@ -68,7 +68,8 @@ def gan_recipe_text() -> str:
                 f"EMA decay **{m.get('ema', 0.0)}**", f"D/G learning-rate ratio **{m.get('d_lr_ratio', 1.0)}**",
                 f"minibatch std **{'on' if m.get('mbstd') else 'off'}**",
                 f"kept epoch **{c.get('best_epoch') or 'the last'}**"]
-        parts.append(f"\nThe GAN run picked in the sidebar ({ui.text(picked.label)}) uses: " + ", ".join(used) + ". "
+        name = ui.text(jobs_client.display_name(picked))
+        parts.append(f"\nThe GAN run picked in the sidebar ({name}) uses: " + ", ".join(used) + ". "
                      "The README's ablation table measures what each change does at one training budget.")
     return "\n".join(parts)
 

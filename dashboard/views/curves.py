@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import runs, series, share
+from dashboard import jobs_client, runs, series, share
 
 st.title("Training curves")
 st.info("**What to look for.** The VAE's −ELBO falls steadily and flattens: one objective, one optimiser. "
@@ -31,7 +31,7 @@ for kind in runs.KINDS:
         continue
     picked = runs.selected(kind)
     default = [picked.path] if picked and not picked.error else [choices[0].path]
-    names = {r.path: r.label for r in choices}
+    names = {r.path: jobs_client.display_name(r) for r in choices}
     chosen = share.widget(st.multiselect, "Runs to overlay", list(names), format_func=names.get, key=f"overlay_{kind}",
                           default=default, parse=share.names(choices),
                           encode=lambda paths: ",".join(Path(p).name for p in paths),  # folder names, not paths
@@ -73,9 +73,17 @@ for kind in runs.KINDS:
         continue
     h = runs.history(picked.path)["epochs"]
     (logged if "quality/frechet_distance" in h else missing).append((kind, picked, h))
-for kind, picked, _ in missing:
-    st.caption(f"{runs.LABELS[kind]} run {ui.text(picked.label)}: no per-epoch quality log (trained before the check "
-               "existed, or without a classifier for its data set).")
+for kind, picked, _ in missing:  # say why, from the run's config.json, never a guess
+    cfg = runs.config(picked.path)
+    if "quality_check" not in cfg:
+        why = "it was trained before the trainer had the check"
+    elif runs.classifier_path(picked.dataset) is None:
+        why = f"this server has no {runs.dataset_record(picked.dataset).label} classifier to run it with"
+    else:
+        why = ("it was trained without it: the Retrain page leaves the check out to keep short runs short; "
+               "`python -m core train` runs it when the data set's classifier exists")
+    st.caption(f"{runs.LABELS[kind]} run {ui.text(jobs_client.display_name(picked))}: no per-epoch quality log, "
+               f"because {why}.")
 if logged:
     best = {kind: runs.config(picked.path).get("best_epoch") for kind, picked, _ in logged}
     for row in (QUALITY[:2], QUALITY[2:]):
@@ -83,7 +91,8 @@ if logged:
             traces = []
             for i, (kind, picked, h) in enumerate(logged):
                 x = h["epoch"] if axis == "epoch" else [t / 60 for t in h["time_s"]]
-                traces.append({"x": x, "y": h[f"quality/{key}"], "name": f"{runs.LABELS[kind]} ({picked.label})",
+                name = f"{runs.LABELS[kind]} ({jobs_client.display_name(picked)})"
+                traces.append({"x": x, "y": h[f"quality/{key}"], "name": name,
                                "color": ui.CLASS_COLORS[i * 3 % 10]})
             fig = ui.line_chart(traces, title, axis, y_title).update_layout(showlegend=True)  # name even one model
             col.plotly_chart(fig, key=f"quality_{key}")

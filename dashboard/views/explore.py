@@ -30,7 +30,7 @@ for k in ok:
 
 
 def how(k: str) -> str:
-    return "decoder(μ(x))" if explore_cache.has_posterior(picked[k].path) else "G(E(x))"
+    return runs.family(k).reconstruction_label
 
 
 def big(images: np.ndarray, ncol: int | None = None, scale: int = 4) -> np.ndarray:
@@ -83,10 +83,10 @@ def draw_section() -> None:
                               caption=f"{runs.LABELS[k]}: {how(k)}")
         probs = explore_cache.classify(dataset, digit[None])
         if probs is None:
-            st.info(f"No classifier for {dataset} (`checkpoints/{dataset}-classifier`): no reading of the {noun}.")
+            st.info(f"No classifier for {record.label} (`checkpoints/{dataset}-classifier`): no reading of the {noun}.")
         else:
             top = int(np.argmax(probs[0]))
-            st.markdown(f"The {dataset} classifier reads **{classes[top]}** ({probs[0][top]:.0%}).")
+            st.markdown(f"The {record.label} classifier reads **{classes[top]}** ({probs[0][top]:.0%}).")
         for k in readers:
             if explore_cache.has_posterior(picked[k].path):
                 mine = explore_cache.neg_elbo(picked[k].path, digit[None])
@@ -134,12 +134,12 @@ def draw_section() -> None:
         ui.image_grid(big(imgs, ncol=len(imgs), scale=2),
                       caption=f"nearest training {noun}s (pixel distance): " + ", ".join(f"#{i}" for i in idx))
     elif (near := explore_cache.nearest_test(picked[ok[0]].path, digit)) is None:
-        st.info(f"The {dataset} training set is not on this server and this run's embeddings.npz holds no test "
+        st.info(f"The {record.label} training set is not on this server and this run's embeddings.npz holds no test "
                 f"{noun}s: no nearest {noun}s to show.")
     else:
         imgs, idx, _ = near
         ui.image_grid(big(imgs, ncol=len(imgs), scale=2),
-                      caption=f"The {dataset} training set is not on this server: the nearest of the run's "
+                      caption=f"The {record.label} training set is not on this server: the nearest of the run's "
                               f"test {noun}s (pixel distance) instead: " + ", ".join(f"test #{i}" for i in idx))
 
 
@@ -243,7 +243,7 @@ for k in readers:
     z = explore_cache.embed_images(path, pair)
     path_images = sampling.generate(path, sampling.interpolation(z[0], z[1], steps_i, mode))
     row = np.concatenate([pair[:1] / 255.0, path_images, pair[1:] / 255.0]).astype(np.float32)
-    st.markdown(f"**{runs.LABELS[k]}**: codes {'μ(x)' if explore_cache.has_posterior(path) else 'E(x)'}")
+    st.markdown(f"**{runs.LABELS[k]}**: codes {runs.family(k).code_label}")
     ends = "-".join(str(pool["indices"][p]) for p in picks)
     ui.image_grid(sampling.grid(row, ncol=steps_i + 2),
                   download=f"interpolation-{picked[k].name}-test{ends}-{mode}.png")

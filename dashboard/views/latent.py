@@ -1,4 +1,4 @@
-"""Latent space: the same 2,000 test digits mapped through each model's encoder, side by side."""
+"""Latent space: the same 2,000 test images mapped through each model's encoder, side by side."""
 
 import numpy as np
 import streamlit as st
@@ -7,9 +7,10 @@ from dashboard import components as ui
 from dashboard import runs, sampling, share, tsne
 
 st.title("Latent space")
-st.caption("Each point is one test digit, placed by its latent code (VAE: posterior mean μ(x); GAN: E(x)). "
+noun = runs.noun()  # "digit", "item": from the data set's record
+st.caption(f"Each point is one test {noun}, placed by its latent code (VAE: posterior mean μ(x); GAN: E(x)). "
            "t-SNE keeps neighbours together but distorts distances and cluster sizes; PCA is linear and honest "
-           "about global layout. Select points (lasso or box) to see the digits.")
+           f"about global layout. Select points (lasso or box) to see the {noun}s.")
 # on a phone a map fills the screen's width: a swipe over it must scroll the page, so lassos wait for this switch
 select = st.toggle("Lasso on the maps", value=not ui.touch_device(), key="map_select",
                    help="On: dragging over a map draws a lasso (the box is in the chart's toolbar). Off: a swipe over "
@@ -21,11 +22,12 @@ method = share.widget(c1.radio, "Map", list(MAPS), horizontal=True, key="map_met
                       parse=share.choice(MAPS, names=MAPS.get), encode=MAPS.get)
 perplexity = share.widget(c2.slider, "Perplexity", 5, 100, disabled=method != "t-SNE (recompute)", key="map_perp",
                           default=30, parse=share.integer(5, 100))
-size = share.widget(c3.select_slider, "Digits", [250, 500, 1000, 2000], disabled=method != "t-SNE (recompute)",
-                    key="map_size", default=2000, parse=share.choice([250, 500, 1000, 2000]))
+size = share.widget(c3.select_slider, f"{noun.capitalize()}s", [250, 500, 1000, 2000],
+                    disabled=method != "t-SNE (recompute)", key="map_size", default=2000,
+                    parse=share.choice([250, 500, 1000, 2000]))
 key = MAPS[method]
 if key == "tsne":  # moving the sliders computes nothing: the button starts t-SNE outside the server, cached
-    st.caption("t-SNE runs in a separate process, a few seconds per thousand digits; results are kept for "
+    st.caption(f"t-SNE runs in a separate process, a few seconds per thousand {noun}s; results are kept for "
                "every visitor. Meanwhile the precomputed map is shown.")
     if st.button("Compute t-SNE", icon=":material/play_arrow:", key="map_go"):
         st.session_state["map_request"] = (float(perplexity), int(size))
@@ -41,24 +43,22 @@ pending = []
 
 cols = st.columns(len(runs.KINDS))
 for col, kind in zip(cols, runs.KINDS):
-    info = runs.selected(kind)
     with col:
-        error = runs.check_run(info)
-        if error:
-            ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
+        info = ui.loaded_run(kind)
+        if info is None:
             continue
         if not runs.family(kind).has_encoder:
-            st.info(f"The {runs.LABELS[kind]} has no encoder: it cannot place real digits in its latent space.")
+            st.info(f"The {runs.LABELS[kind]} has no encoder: it cannot place real {noun}s in its latent space.")
             continue
         emb = runs.embeddings(info.path)
         n = len(emb["indices"])
         coords = tsne.tsne_recomputed(info.path, *request) if key == "tsne" and request else None
         if coords is not None:
             n = len(coords)
-            st.caption(f"t-SNE of {n} digits, perplexity {request[0]:g}")
+            st.caption(f"t-SNE of {n} {noun}s, perplexity {request[0]:g}")
         elif key == "tsne" and request and tsne.tsne_pending(info.path, *request):
             pending.append(kind)
-            st.info(f"Computing t-SNE of {request[1]} digits (perplexity {request[0]:g})…",
+            st.info(f"Computing t-SNE of {request[1]} {noun}s (perplexity {request[0]:g})…",
                     icon=":material/hourglass_top:")
         coords = coords if coords is not None else tsne.map2d(info.path, "pca" if key == "pca" else
                                                               "tsne-precomputed")

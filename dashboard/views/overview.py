@@ -3,10 +3,11 @@
 import streamlit as st
 
 from dashboard import components as ui
-from dashboard import evaluation, runs, sampling, share
+from dashboard import evaluation, jobs_client, runs, sampling, share
 
 st.title("GAN vs VAE")
-st.caption("Two generative models trained on the same digits, fed the same latent codes. "
+noun = runs.noun()  # "digit", "item": from the data set's record
+st.caption(f"Two generative models trained on the same {noun}s, fed the same latent codes. "
            "Pick other runs in the sidebar; every page follows.")
 
 HEADLINE = [  # (metrics.json key, short label, help with the detail; {drawn}: the evaluation's settings)
@@ -29,7 +30,7 @@ with st.container(key="pair_samples"):  # the samples side by side, on a phone t
     cols = st.columns(len(runs.KINDS), gap="large")
 for col, (kind, info) in zip(cols, picked.items()):
     with col:
-        st.subheader(runs.LABELS[kind] + (f" · {ui.text(info.name)}" if info else ""))
+        st.subheader(runs.LABELS[kind] + (f" · {ui.text(jobs_client.display_name(info))}" if info else ""))
         if errors[kind]:
             ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", errors[kind])
             continue
@@ -41,7 +42,7 @@ for col, (kind, info) in zip(st.columns(len(runs.KINDS), gap="large"), picked.it
         continue
     with col:
         if len(picked) > 1:  # on a phone these columns stack: say whose facts follow
-            st.markdown(f"**{runs.LABELS[kind]}** · {ui.text(info.name)}")
+            st.markdown(f"**{runs.LABELS[kind]}** · {ui.text(jobs_client.display_name(info))}")
         st.table({k: str(v) for k, v in runs.facts(info.path).items()})
         share.download_run(info.path, info.name, key=f"zip_{kind}")
         m = runs.metrics(info.path) or {}
@@ -69,6 +70,8 @@ for col, (kind, info) in zip(st.columns(len(runs.KINDS), gap="large"), picked.it
         else:
             st.info("No metrics yet: run " + ui.code(f"python -m core evaluate {info.name}") + ".")
 
+if not {"vae", "gan"} <= set(runs.KINDS):  # what follows compares these two families: shown when both are
+    st.stop()
 gan = runs.selected("gan")
 encoder = "trained on the generator's own samples"
 if gan is not None and not runs.check_run(gan):
@@ -77,11 +80,11 @@ st.divider()
 st.subheader("What differs, and why")
 st.markdown(f"""
 - **What each learns.** The VAE learns an encoder *and* a decoder by maximising a lower bound on the
-  likelihood of every training digit (the ELBO). The GAN's generator never sees a training digit: it
+  likelihood of every training {noun} (the ELBO). The GAN's generator never sees a training {noun}: it
   learns only from a discriminator's verdict on real versus generated images.
 - **Why the VAE is blurrier.** Its Bernoulli decoder is rewarded for putting probability on every
   plausible pixel, so an uncertain stroke is drawn as a grey average. The GAN is rewarded only for fooling
-  the discriminator, so it draws sharp strokes and may quietly ignore digits it finds hard (mode dropping).
+  the discriminator, so it draws sharp strokes and may quietly ignore {noun}s it finds hard (mode dropping).
 - **Latent spaces.** The VAE's KL term pulls codes towards N(0, I) and keeps them smooth. A GAN has no
   encoder, so here an encoder E inverts the generator: {encoder}. Compare them on *Latent space*.
 - **Stability.** The VAE's loss falls steadily; the GAN's two losses oscillate as the players adapt to

@@ -31,12 +31,18 @@ def what(job: dict) -> str:
     return f"{s['model'].upper()} ({s['preset']}) on {s['dataset']}, {s['epochs']} epoch{'s' * (s['epochs'] > 1)}"
 
 
+def loss_names(kind: str) -> dict[str, str]:
+    """Each loss as the Training curves page names it (its family's curve legends: "D", "G", "−ELBO (loss)")."""
+    return {key: suffix.strip() or title for title, _, keys in families.get(kind).curves for key, suffix in keys}
+
+
 def charts(job: dict) -> None:
     """Live or final losses (per step and per epoch, with markers: a one-epoch run shows its point) and grid."""
     spec = job["spec"]
+    named = loss_names(spec["model"])
     left, mid, right = st.columns([5, 4, 3])
     hist = job.get("history") or {}
-    series = [{"x": hist["step"], "y": hist[k], "name": k, "color": ui.CLASS_COLORS[i]}
+    series = [{"x": hist["step"], "y": hist[k], "name": named.get(k, k), "color": ui.CLASS_COLORS[i]}
               for i, k in enumerate(families.get(spec["model"]).live_losses) if k in hist and "step" in hist]
     if series:
         fig = ui.line_chart(series, "Losses per step", "step", "loss")
@@ -44,7 +50,7 @@ def charts(job: dict) -> None:
             fig.update_traces(mode="lines+markers")
         left.plotly_chart(fig, key=f"live_steps_{job['job_id']}")
     epochs = job.get("epoch_history") or {}
-    series = [{"x": epochs["epoch"], "y": epochs[f"{part}/{k}"], "name": f"{k} ({part})",
+    series = [{"x": epochs["epoch"], "y": epochs[f"{part}/{k}"], "name": f"{named.get(k, k)} ({part})",
                "color": ui.CLASS_COLORS[i], "dash": "solid" if part == "train" else "dot"}
               for i, k in enumerate(families.get(spec["model"]).live_losses) for part in ("train", "test")
               if f"{part}/{k}" in epochs and "epoch" in epochs]
@@ -162,7 +168,8 @@ if mine is None and jobs:
     evaluated = any(j.get("kind") == "evaluate" and j["state"] == "done" and last_train
                     and j.get("run") == last_train.get("run") for j in jobs)
     if last_train and last_train["state"] == "done" and not evaluated and jobs_client.run_exists(last_train["run"]):
-        st.caption(f"Measure {last_train['run']} against real digits: 2,000 samples, one seed, about a minute "
+        noun = runs.noun(last_train.get("spec", {}).get("dataset"))
+        st.caption(f"Measure {last_train['run']} against real {noun}s: 2,000 samples, one seed, about a minute "
                    "in the queue's worker. The results show on the Metrics page.")
         if st.button("Evaluate", key="evaluate", icon=":material/leaderboard:"):
             try:

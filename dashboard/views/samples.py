@@ -7,6 +7,7 @@ from dashboard import components as ui
 from dashboard import runs, sampling, share
 
 st.title("Samples")
+noun = runs.noun()  # "digit", "item": from the data set's record
 picked, ok = ui.picked_runs()  # error cards for the others
 if not ok:
     st.stop()
@@ -24,7 +25,7 @@ count = share.widget(c2.select_slider, "Images", [16, 36, 64, 100], key="gen_cou
                      parse=share.choice([16, 36, 64, 100]))
 temperature = share.widget(c3.slider, "Temperature (scale of z)", 0.1, 2.0, step=0.1, key="gen_temp", default=1.0,
                            parse=share.number(0.1, 2.0, 0.1), encode=share.fmt_number,
-                           help="Codes are z ~ N(0, t² I). Below 1 trades variety for typical-looking digits.")
+                           help="Codes are z ~ N(0, t² I). Below 1 trades variety for typical-looking images.")
 with st.container(key="pair_generated"):  # side by side, on a phone too
     cols = st.columns(max(1, len(ok)))
 for col, k in zip(cols, ok):
@@ -50,16 +51,17 @@ for k in ok:
     ui.image_grid(sampling.grid(sampling.generate(picked[k].path, codes), ncol=steps),
                   download=f"{picked[k].name}-interpolation-{seed_a}-{seed_b}-{steps}-{mode}.png")
 
-st.header("Reconstructions of the same test digits")
-st.caption("Top: test digits. Then the VAE's decoder(μ(x)) and the GAN's G(E(x)), E an encoder trained to invert G.")
+st.header(f"Reconstructions of the same test {noun}s")
+st.caption(f"Top: test {noun}s. Then the VAE's decoder(μ(x)) and the GAN's G(E(x)), E an encoder trained to "
+           "invert G.")
 c1, c2 = st.columns(2)
-rec_seed = share.widget(c1.number_input, "Pick digits with seed", 0, 10_000, key="rec_seed", default=0,
+rec_seed = share.widget(c1.number_input, f"Pick {noun}s with seed", 0, 10_000, key="rec_seed", default=0,
                         parse=share.integer(0, 10_000))
-rec_n = share.widget(c2.slider, "Digits", 4, 16, key="rec_n", default=12, parse=share.integer(4, 16))
+rec_n = share.widget(c2.slider, f"{noun.capitalize()}s", 4, 16, key="rec_n", default=12, parse=share.integer(4, 16))
 coded = [k for k in ok if runs.family(k).has_encoder]  # families that map images to codes
 emb = runs.embeddings(picked[coded[0]].path) if coded else {}
 if not coded:
-    st.info("None of the picked models has an encoder, so none can reconstruct a digit.")
+    st.info(f"None of the picked models has an encoder, so none can reconstruct a test {noun}.")
 elif "images" not in emb:
     st.warning("This run's embeddings.npz has no test images; recompute it with `python -m core embed RUN`.")
 else:
