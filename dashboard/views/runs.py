@@ -82,9 +82,12 @@ right.download_button("Table (CSV)", data=lambda: share.table_csv(table), file_n
 
 picked = [listed[i] for i in event.selection.rows if 0 <= i < len(listed)]
 comparable = not any(r.error for r in picked) and {r.model for r in picked} == set(runs.KINDS)
-if len(picked) == 2 and comparable and picked[0].dataset == picked[1].dataset:
-    st.session_state["select_run"] = [{"kind": r.model, "dataset": r.dataset, "path": r.path} for r in picked]
-    st.switch_page("views/overview.py")  # the sidebar takes the pair from select_run
+if len(picked) == 2 and comparable and picked[0].dataset == picked[1].dataset:  # a click away, never a jump
+    names = " and ".join(ui.text(r.name) for r in picked)
+    if st.button(f"Compare {names} on every page", icon=":material/compare_arrows:", type="primary",
+                 key="compare_picked"):
+        st.session_state["select_run"] = [{"kind": r.model, "dataset": r.dataset, "path": r.path} for r in picked]
+        st.switch_page("views/overview.py")  # the sidebar takes the pair from select_run
 elif len(picked) == 1:
     share.download_run(picked[0].path, picked[0].name, key="zip_picked")
 elif picked:
