@@ -74,7 +74,7 @@ with ui.guarded("in the sidebar"):
     else:
         st.sidebar.title("GAN vs VAE")
         options = runs.datasets()
-        # A visitor's run that just finished on the Retrain page (one run), or a pair picked on the Runs page
+        # A visitor's run that just finished on the Retrain page (one run), or the runs picked on the Runs page
         # (a list): select its data set and the runs themselves.
         wanted = st.session_state.pop("select_run", None)
         for run in [wanted] if isinstance(wanted, dict) else wanted or []:

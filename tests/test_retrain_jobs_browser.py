@@ -28,11 +28,11 @@ def open_with_cookie(page, url: str) -> str:
     """Open the page; the first view makes the owner cookie and reloads once. Returns the cookie's value."""
     from playwright.sync_api import Error
 
-    page.goto(url)
+    page.goto(url, wait_until="domcontentloaded", timeout=120_000)  # slow with a job training beside it
     wait_for(lambda: any(c["name"] == "gv_owner" for c in page.context.cookies()), 60, "the owner cookie")
     for _ in range(5):  # the cookie script's own reload may interrupt this navigation: go again
         try:
-            page.goto(url)
+            page.goto(url, wait_until="domcontentloaded", timeout=120_000)
             break
         except Error as err:
             if "interrupted" not in str(err):
@@ -68,8 +68,8 @@ def test_retrain_on_jobs_shows_prices_live_charts_and_keeps_its_owner_across_a_r
             page.get_by_role("button", name="Cancel my job").wait_for(timeout=120_000)
             # the job's @progress log lines, parsed into the same live chart as a local job
             page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
-            assert token not in page.content()  # the token is the browser's; the page never shows it
-            page.reload()  # same browser: the same visitor, still the owner
+            assert token not in page.content() and TOKEN not in page.content()  # neither token is ever shown
+            page.reload(wait_until="domcontentloaded", timeout=120_000)  # same browser: same visitor, same owner
             wait_rendered(page, "Retrain")
             page.get_by_role("button", name="Cancel my job").wait_for(timeout=60_000)
             other = page.context.browser.new_page()  # another visitor: a fresh cookie jar

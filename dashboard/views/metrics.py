@@ -64,10 +64,8 @@ def floor_cell(key: str, evals: dict, scale: float) -> str:
 
 evals, classes = {}, {}
 for kind in runs.KINDS:
-    info = runs.selected(kind)
-    error = runs.check_run(info)
-    if error:
-        ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
+    info = ui.loaded_run(kind)
+    if info is None:
         continue
     ev = (runs.metrics(info.path) or {}).get("evaluation")
     if ev:

@@ -171,13 +171,14 @@ class HfJobsBackend:
             _CACHE.pop(("jobs", self.config.app), None)
         return _cached(("jobs", self.config.app), CACHE_S, fetch)
 
-    def _logs(self, job_id: str) -> list[str]:
+    def _logs(self, job_id: str, final: bool = False) -> list[str]:
+        """The job's log lines; a finished job's never change, so they are fetched once an hour at most."""
         def fetch():
             try:
                 return list(self.api.fetch_job_logs(job_id=job_id, namespace=self.namespace))
             except Exception:
                 return []  # progress is a nicety: the state comes from inspect/list
-        return _cached(("logs", job_id), CACHE_S, fetch)
+        return _cached(("logs", job_id, final), 3600 if final else CACHE_S, fetch)
 
     def flavors(self) -> list[dict]:
         """The allowed flavors with their price: [{"name", "label", "usd_per_hour"}], in RETRAIN_FLAVORS order."""
@@ -223,7 +224,7 @@ class HfJobsBackend:
         if stage == "SCHEDULING":
             st["phase"] = "starting"
         if stage in ("RUNNING", "COMPLETED") and st["kind"] == "train":
-            st.update(progress.parse(self._logs(info.id)))
+            st.update(progress.parse(self._logs(info.id, final=stage == "COMPLETED")))
         st.setdefault("phase", "starting")
         if stage == "COMPLETED":
             self._finish(st, labels)
@@ -534,7 +535,9 @@ def run_promoter(state_dir) -> int:
     except BlockingIOError:
         os.close(fd)
         return 0
-    backend = HfJobsBackend(Path(os.environ.get("RUNS_DIR") or "runs"), state_dir)
+    from core import paths
+
+    backend = HfJobsBackend(paths.runs_dir(), state_dir)
     try:
         while True:
             with store._queue_lock(state_dir):
