@@ -49,7 +49,7 @@ def rows_at(run: Path, minutes: list[float]) -> list[dict]:
     out = []
     for m in minutes:
         done = [i for i, t in enumerate(h["time_s"]) if t <= m * 60 + 1]
-        if not done:
+        if not done or m * 60 > h["time_s"][-1] + h["time_s"][0]:  # before the 1st epoch, or past the run
             continue
         i = done[-1]
         out.append({"minutes": m, "epoch": h["epoch"][i], "time_s": h["time_s"][i],

@@ -430,7 +430,7 @@ def disk_full_job(tmp: Path):
     finally:
         dispatcher.ensure, worker._lower_priority, worker._train, sys.stderr = saved
     reason = json.loads((jobs_dir / job / "status.json").read_text()).get("reason") or ""
-    return reason.startswith("disk full"), f"the job's reason, its log on the full disk too: {reason[:80]!r}"
+    return reason.startswith("disk full"), f"(simulated) the job's reason, its log unwritable too: {reason[:70]!r}"
 
 
 PROBES = [

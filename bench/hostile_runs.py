@@ -66,7 +66,7 @@ def main() -> None:
             header = th.make_case("weights-many-tensors", full, outside).rename(root / "full-1.5M-empty-tensors")
             (header / "model.safetensors").write_bytes(th.many_tensors(1_500_000))
             cases["full-1.5M-empty-tensors"] = header
-        print(f"load average {os.getloadavg()[0]:.2f}; {sys.executable} -m core show RUN, one process per case")
+        print(f"load average {os.getloadavg()[0]:.2f}; python -m core show RUN, one process per case")
         code, wall, rss, _ = measure(th.GOOD)
         print(f"{'good run (checkpoints/mnist-vae)':34s} exit {code}  {wall:6.2f} s  {rss:5d} MB")
         rows = []

@@ -110,6 +110,7 @@ def main() -> None:
     p.add_argument("--after-close-s", type=float, default=150,
                    help="seconds to wait after the tab is closed (Streamlit frees a session's uploads after "
                         "server.disconnectedSessionTTL)")
+    p.add_argument("--warm", action="store_true", help="upload a small image before the first RSS reading")
     args = p.parse_args()
     env = {"CHECKPOINT_DIR": str(REPO / "checkpoints")}
     with tempfile.TemporaryDirectory(prefix="uploads-") as tmp:
@@ -122,6 +123,9 @@ def main() -> None:
                 wait_healthy(url, 180, proc)
                 page.goto(f"{url}/explore")
                 wait_rendered(page, "Explore", 180_000)
+                if args.warm:  # one small upload first: what any upload loads once (the nearest digits' set)
+                    upload(page, make_files("small", Path(tmp), count=1)[0])
+                    settle(page)
                 time.sleep(2)
                 start = rss_mb(proc.pid)
                 print(f"{kind}: six uploads of {sizes} MB; server RSS {start:.0f} MB on the Explore page")

@@ -1,4 +1,5 @@
-"""Command line: python -m core train|list|show|embed|evaluate|push|pull ...   (python -m core -h for help).
+"""Command line: gan-vae train|list|show|embed|evaluate|push|pull ...   (gan-vae -h for help; `gan-vae` is
+installed with the package and is the same program as `python -m core`).
 
 Only argparse is imported up front, so `--help` answers at once; each command imports torch and the
 library when it runs.
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 from core import paths
+from core.run.layout import classifier_run
 
 ROOT_HELP = "folder holding run folders (default: $CHECKPOINT_DIR or checkpoints/)"
 
@@ -67,14 +69,14 @@ def cmd_train(args) -> None:
     check_device(args.device)
     from tqdm import tqdm
 
-    from core import families
+    from core import families, flags
     from core.runner import train_run
     from core.train import TrainConfig
 
     family = families.get(args.model)
     fields = family.config_fields()
     model_config = {"preset": args.preset} if "preset" in fields else {}
-    for name in MODEL_OPTIONS:  # None = the model's default; an option its config lacks is an error
+    for name in (o.name for o in flags.options()):  # None = the model's default; one its config lacks: an error
         value = getattr(args, name)
         if value is None:
             continue
@@ -92,7 +94,7 @@ def cmd_train(args) -> None:
                       keep_best=args.keep_best, precision=args.precision, clock=args.clock)
     quality = None
     if family.generative and args.quality != "none":
-        quality = Path(args.quality or paths.checkpoints_dir() / f"{args.dataset}-classifier")
+        quality = Path(args.quality or paths.checkpoints_dir() / classifier_run(args.dataset))
         if args.quality is None and not quality.is_dir():
             quality = None  # no committed classifier for this data set: train without the per-epoch check
     out = Path(args.out or paths.checkpoints_dir() / f"{args.dataset}-{args.model}")
@@ -188,7 +190,7 @@ def cmd_evaluate(args) -> None:
 
     run = find_run(args.root, args.run)
     cfg = schemas.read_config(run)
-    clf = find_run(args.root, args.classifier or f"{cfg['dataset']['name']}-classifier")
+    clf = find_run(args.root, args.classifier or classifier_run(cfg["dataset"]["name"]))
     from core import families
 
     likelihood = families.get(cfg["model"]).has_likelihood and args.iwae_k > 0
@@ -229,15 +231,11 @@ def cmd_pull(args) -> None:
     print(f"pulled {args.repo} into {path}")
 
 
-# model_config fields the train command sets from flags (each family takes the ones its config has)
-MODEL_OPTIONS = ("latent_dim", "width", "loss", "d_norm", "ema", "d_lr_ratio", "mbstd", "r1_gamma", "r1_every",
-                 "d_steps", "g_width", "arch")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from core import datasets, families  # torch-free records: --help stays quick
+    from core import datasets, families, flags  # torch-free records: --help stays quick
 
-    p = argparse.ArgumentParser(prog="python -m core", description=__doc__, formatter_class=HelpFormatter)
+    prog = "gan-vae" if Path(sys.argv[0]).name == "gan-vae" else "python -m core"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -253,8 +251,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=128, help="images per step")
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the model's)")
     t.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant", help="learning-rate schedule")
-    t.add_argument("--latent-dim", type=int, default=None, help="size of z (default: the model's)")
-    t.add_argument("--width", type=int, default=None, help="conv channels (default: the model's)")
     t.add_argument("--seed", type=int, default=0, help="seed for weights, batches and the fixed sample noise")
     t.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda[:N] or mps")
     t.add_argument("--time-budget", type=float, default=None,
@@ -265,25 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--download", action="store_true", help="download the data set if it is missing")
     t.add_argument("--out", default=None, help="run folder (default: checkpoints/DATASET-MODEL)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    t.add_argument("--loss", choices=["non-saturating", "minimax", "hinge"], default=None,
-                   help="GAN loss (default: the model's)")
-    t.add_argument("--d-norm", choices=["spectral", "batch", "none"], default=None,
-                   help="GAN discriminator normalisation (default: the model's)")
-    t.add_argument("--ema", type=float, default=None,
-                   help="GAN: decay of G's weight average, 0 = none (default: the model's)")
-    t.add_argument("--d-lr-ratio", type=float, default=None,
-                   help="GAN: D's learning rate over G's, two time-scale rule (default: the model's)")
-    t.add_argument("--mbstd", action=argparse.BooleanOptionalAction, default=None,
-                   help="GAN: minibatch standard-deviation feature in D (default: the model's)")
-    t.add_argument("--r1-gamma", type=float, default=None,
-                   help="GAN: weight of the R1 penalty on real images (Mescheder 2018), 0 = none (default)")
-    t.add_argument("--r1-every", type=int, default=None,
-                   help="GAN: apply R1 every N-th D step, weighted N (default: 1)")
-    t.add_argument("--d-steps", type=int, default=None, help="GAN: D updates per G update (default: 1)")
-    t.add_argument("--g-width", type=int, default=None,
-                   help="GAN: G's width when it differs from D's (default: --width)")
-    t.add_argument("--arch", choices=["conv", "mlp"], default=None,
-                   help="classifier: conv (default) or mlp, a dense second feature space for checks")
+    for o in flags.options():  # every config field of every family (core.flags)
+        if o.type is bool:
+            t.add_argument(f"--{o.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None,
+                           help=flags.help_text(o))
+        else:
+            t.add_argument(f"--{o.name.replace('_', '-')}", type=o.type, default=None, help=flags.help_text(o))
     t.add_argument("--quality", default=None,
                    help="classifier run for the per-epoch quality check, or 'none' (default: "
                         "checkpoints/DATASET-classifier when it exists)")
@@ -385,5 +368,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `gan-vae` console script (pyproject.toml): the same program as `python -m core`."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

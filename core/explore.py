@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from core import families
+from core.models.base import DiagonalGaussian, LikelihoodModel
 
 SIDE = 28  # MNIST's field
 BOX = 20  # the box the ink is fitted into (LeCun et al.: "normalized to fit in a 20x20 pixel box")
@@ -82,9 +83,9 @@ def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
 
 # --- the VAE's posterior ---------------------------------------------------------------------------
 def has_posterior(model) -> bool:
-    """The model has a Gaussian recognition model q(z|x), `encode` returning (mu, logvar), and a likelihood
-    bound: its family record says has_likelihood (the VAE)."""
-    return families.family_of(model).has_likelihood
+    """The model has a Gaussian recognition model q(z|x) and a likelihood bound: it offers the likelihood
+    protocol (core.models.base.LikelihoodModel: the VAE, or any family that implements it)."""
+    return isinstance(model, LikelihoodModel)
 
 
 def has_encoder(model) -> bool:
@@ -103,20 +104,16 @@ def _batches(images: np.ndarray, batch_size: int = 500):
 @torch.no_grad()
 def posterior(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, 28, 28) images (uint8, or floats in [0, 1]) -> mu, logvar of q(z|x), each (N, latent_dim)."""
-    mus, logvars = [], []
-    for x in _batches(images):
-        mu, logvar = model.encode(x)
-        mus.append(mu)
-        logvars.append(logvar)
-    return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
+    qs = [model.posterior(x) for x in _batches(images)]
+    return torch.cat([q.mean for q in qs]).numpy(), torch.cat([q.logvar for q in qs]).numpy()
 
 
 def per_dim_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
-    """Mean over images of KL(q(z_j|x) || N(0, 1)) for each latent dimension j, in nats: the closed-form KL
-    (Kingma & Welling 2014, Appendix B) split by dimension. Its sum is the KL term of the ELBO; a
-    dimension near 0 nats carries no information about x (posterior collapse)."""
-    mu, logvar = np.asarray(mu, np.float64), np.asarray(logvar, np.float64)
-    return (0.5 * (mu ** 2 + np.exp(logvar) - 1.0 - logvar)).mean(axis=0)
+    """Mean over images of KL(q(z_j|x) || N(0, 1)) for each latent dimension j, in nats (the posterior's own
+    closed form, in float64). Its sum is the KL term of the ELBO; a dimension near 0 nats carries no
+    information about x (posterior collapse)."""
+    q = DiagonalGaussian(torch.from_numpy(np.asarray(mu, np.float64)), torch.from_numpy(np.asarray(logvar, np.float64)))
+    return q.kl_per_dim().mean(0).numpy()
 
 
 def activity(mu: np.ndarray) -> np.ndarray:
@@ -138,21 +135,11 @@ def neg_elbo(model, images: np.ndarray, samples: int = 16, seed: int = 0) -> dic
     The VAE was trained on digits binarized afresh each time (pixel i is 1 with probability x_i). The
     Bernoulli log-likelihood is linear in its target, so the cross-entropy against the grey levels is exactly
     the expected -log p(b|z) over those binarizations: the number is comparable with the test set's -ELBO.
-    E_q[-log p(x|z)] is averaged over `samples` draws of z (fixed seed); the KL is in closed form."""
-    from core.models.vae import bernoulli_nll, kl_to_standard_normal
-
+    E_q[-log p(x|z)] is averaged over `samples` draws of z (fixed seed); the KL is in closed form. The model
+    computes it (core.models.base.LikelihoodModel.neg_elbo)."""
     g = torch.Generator().manual_seed(seed)
-    out: dict[str, list] = {"reconstruction": [], "kl": []}
-    for x in _batches(images):
-        mu, logvar = model.encode(x)
-        std = (0.5 * logvar).exp()
-        rec = torch.zeros(x.shape[0])
-        for _ in range(samples):
-            z = mu + std * torch.randn(mu.shape, generator=g)
-            rec += bernoulli_nll(model.decode(z), x)
-        out["reconstruction"].append(rec / samples)
-        out["kl"].append(kl_to_standard_normal(mu, logvar))
-    res = {k: torch.cat(v).numpy().astype(np.float64) for k, v in out.items()}
+    parts = [model.neg_elbo(x, samples, g) for x in _batches(images)]
+    res = {k: torch.cat([p[k] for p in parts]).numpy().astype(np.float64) for k in ("reconstruction", "kl")}
     res["neg_elbo"] = res["reconstruction"] + res["kl"]
     return res
 

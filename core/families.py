@@ -40,6 +40,8 @@ class Family:
     generative: bool = True  # draws images from z ~ N(0, I): the dashboard compares these families
     has_encoder: bool = True  # images -> latent codes (embed, reconstruct, the latent map)
     has_likelihood: bool = False  # a bound on log p(x) (-ELBO, IWAE) that evaluation can report
+    code_label: str = "encoder(x)"  # how the pages write its code of an image
+    reconstruction_label: str = "decoder(encoder(x))"  # ... and its reconstruction of one
     curves: tuple[Curve, ...] = ()  # Training curves page
     live_losses: tuple[str, ...] = ()  # step losses plotted while a retrain job runs
     held_out: tuple[tuple[str, str, str, str], ...] = ()  # (metrics.json held_out key, label, format, help): Overview
@@ -101,7 +103,8 @@ class Attr(Mapping):
 register(Family(
     name="vae", label="VAE", model="core.models.vae:VAE", config="core.models.vae:VAEConfig",
     paper='Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014. https://arxiv.org/abs/1312.6114',
-    color="#2563eb", presets=("conv", "seed"), has_likelihood=True,
+    color="#2563eb", presets=("conv", "seed"), has_likelihood=True, code_label="μ(x)",
+    reconstruction_label="decoder(μ(x))",
     curves=(Curve("−ELBO (loss)", "nats / image", (("neg_elbo", ""),)),
             Curve("Reconstruction −log p(x|z)", "nats / image", (("reconstruction", ""),)),
             Curve("KL(q(z|x) ‖ p(z))", "nats / image", (("kl", ""),))),
@@ -114,7 +117,7 @@ register(Family(
 register(Family(
     name="gan", label="GAN", model="core.models.gan:GAN", config="core.models.gan:GANConfig",
     paper='Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014. https://arxiv.org/abs/1406.2661',
-    color="#dc2626", presets=("conv", "seed"),
+    color="#dc2626", presets=("conv", "seed"), code_label="E(x)", reconstruction_label="G(E(x))",
     curves=(Curve("Discriminator and generator losses", "loss", (("d_loss", " D"), ("g_loss", " G"))),
             Curve("Mean D(x) and D(G(z))", "probability", (("d_real", " D(x)"), ("d_fake", " D(G(z))")))),
     live_losses=("d_loss", "g_loss"),

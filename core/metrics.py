@@ -7,8 +7,6 @@ terms meet, and batched so no distance matrix larger than `batch_size` rows is h
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -154,26 +152,13 @@ def nearest_neighbours(queries: torch.Tensor, reference: torch.Tensor,
     return torch.cat(dists), torch.cat(idx)
 
 
-# --- VAE likelihood bound ---------------------------------------------------------------------------
-LOG_2PI = math.log(2 * math.pi)
-
-
-def _gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    return -0.5 * ((z - mu).square() / logvar.exp() + logvar + LOG_2PI).sum(-1)
-
-
+# --- a likelihood bound ---------------------------------------------------------------------------------
 @torch.no_grad()
 def iwae_bound(model, images: torch.Tensor, k: int = 100, seed: int = 0, batch_size: int = 8) -> dict[str, float]:
-    """-IWAE and -ELBO in nats per image on dynamically binarized uint8 images (Burda et al. 2016).
-
-    L_k = E[log 1/k sum_i p(x, z_i) / q(z_i|x)],  z_i ~ q(z|x)  (eq. 8), with
-    log p(x, z) = log p(x|z) + log p(z). L_1 is the ELBO and L_k rises with k towards log p(x)
-    (Theorem 1), so -IWAE <= -ELBO. The ELBO is reported the way the VAE's loss computes it
-    (analytic KL), with the reconstruction term averaged over the same k samples. Binarization and
-    the samples are drawn from a forked RNG seeded with `seed`, so results repeat exactly.
-    """
-    from core.models.vae import bernoulli_nll, kl_to_standard_normal
-
+    """-IWAE and -ELBO in nats per image on dynamically binarized uint8 images (Burda et al. 2016), from a model
+    with a likelihood (core.models.base.LikelihoodModel.neg_iwae: the ELBO reported the way the loss computes
+    it, analytic KL, the reconstruction term averaged over the same k draws). Binarization and the draws come
+    from a forked RNG seeded with `seed`, so results repeat exactly."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     with evaluating(model):
@@ -183,14 +168,7 @@ def iwae_bound(model, images: torch.Tensor, k: int = 100, seed: int = 0, batch_s
             torch.manual_seed(seed)
             for start in range(0, len(images), batch_size):
                 x = binarize(to_float(images[start:start + batch_size]))  # (B, 1, 28, 28)
-                b = x.shape[0]
-                mu, logvar = model.encode(x)  # (B, D) each
-                mu_k, logvar_k = mu.expand(k, *mu.shape), logvar.expand(k, *logvar.shape)  # (k, B, D)
-                z = model.reparameterize(mu_k, logvar_k)
-                x_k = x.expand(k, *x.shape).reshape(k * b, *x.shape[1:])
-                log_px_z = -bernoulli_nll(model.decode(z.reshape(k * b, -1)), x_k).view(k, b)
-                log_pz = _gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
-                log_w = (log_px_z + log_pz - _gaussian_log_density(z, mu_k, logvar_k)).double()  # (k, B)
-                neg_iwae -= (torch.logsumexp(log_w, 0) - math.log(k)).sum().item()
-                neg_elbo += (-log_px_z.double().mean(0) + kl_to_standard_normal(mu, logvar).double()).sum().item()
+                bounds = model.neg_iwae(x, k)
+                neg_iwae += bounds["neg_iwae"].sum().item()
+                neg_elbo += bounds["neg_elbo"].sum().item()
     return {"neg_iwae": neg_iwae / len(images), "neg_elbo": neg_elbo / len(images)}

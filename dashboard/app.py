@@ -68,13 +68,13 @@ with ui.guarded("in the sidebar"):
         st.sidebar.caption(ui.text(ui.short_paths(message)))  # "pulled USER/run into checkpoints/run": no machine paths
     broken_runs_card()
 
-    if not runs.datasets():  # no loadable VAE or GAN run
+    if not runs.datasets():  # no loadable run of a compared family
         pages["Compare"] = [st.Page(HERE / "views/no_runs.py", title="Get started", icon=":material/info:",
                                     default=True)]
     else:
         st.sidebar.title("GAN vs VAE")
         options = runs.datasets()
-        # A visitor's run that just finished on the Retrain page (one run), or a pair picked on the Runs page
+        # A visitor's run that just finished on the Retrain page (one run), or the runs picked on the Runs page
         # (a list): select its data set and the runs themselves.
         wanted = st.session_state.pop("select_run", None)
         for run in [wanted] if isinstance(wanted, dict) else wanted or []:

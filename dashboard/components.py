@@ -37,11 +37,17 @@ def picked_runs() -> tuple[dict, list[str]]:
     """The sidebar's run per compared family, and the families whose run loads; an error card for each that
     does not (a family is never dropped silently)."""
     picked = {k: runs.selected(k) for k in runs.KINDS}
-    errors = {k: runs.check_run(r) for k, r in picked.items()}
-    for k in runs.KINDS:
-        if errors[k]:
-            error_card(f"{runs.LABELS[k]} run {text(picked[k].name) if picked[k] else ''}", errors[k])
-    return picked, [k for k in runs.KINDS if not errors[k]]
+    return picked, [k for k in runs.KINDS if loaded_run(k, picked[k])]
+
+
+def loaded_run(kind: str, info=None):
+    """The sidebar's run of one family (or `info`) when it loads, else None after an error card in its place."""
+    info = info or runs.selected(kind)
+    error = runs.check_run(info)
+    if error:
+        error_card(f"{runs.LABELS[kind]} run {text(info.name) if info else ''}", error)
+        return None
+    return info
 
 
 def image_grid(img: np.ndarray, caption: str | None = None, download: str | None = None) -> None:
@@ -140,15 +146,6 @@ def encoder_schedule(model_config: dict) -> str:
                 "(never changing G or D)")
     return ("trained alongside G: one E step after each G step, on that batch's fakes and real digits "
             "(never changing G or D)")
-
-
-def ema(values: list[float], smoothing: float) -> np.ndarray:
-    """Exponential moving average (TensorBoard-style, bias-corrected); smoothing 0 = raw values."""
-    out, avg = np.empty(len(values)), 0.0
-    for i, v in enumerate(values):
-        avg = smoothing * avg + (1 - smoothing) * v
-        out[i] = avg / (1 - smoothing ** (i + 1)) if smoothing > 0 else v
-    return out
 
 
 def line_chart(series: list[dict], title: str, x_title: str, y_title: str, height: int = 300) -> go.Figure:

@@ -13,8 +13,9 @@ from core import embed, explore
 from core.data import load_split
 from core.explore import ACTIVE_THRESHOLD, axis_directions  # noqa: F401  (for the Explore page, which imports no core)
 from core.run import layout
+from core.run.layout import file_stamp
 from dashboard.jobs_client import data_root, dataset_available
-from dashboard.runs import classifier_path, dataset_record, embeddings, file_stamp, latent_dim, model
+from dashboard.runs import classifier_path, dataset_record, embeddings, latent_dim, model
 from dashboard.sampling import generate, latent_codes
 
 ELBO_SAMPLES = 4  # draws of z for E_q[-log p(x|z)], for a drawing and for the test digits it is compared with

@@ -24,7 +24,7 @@ from core import families, paths
 from core.data import class_names
 from core.hub import pull_missing
 from core.run import folder, layout, schemas
-from core.run.layout import CheckpointError
+from core.run.layout import CheckpointError, file_stamp
 
 # Streamlit runs a full garbage collection after every script run (runner.postScriptGC). Over the heap of
 # torch, plotly and pandas that cost about 0.1 s of CPU per page view, half of the server's work (py-spy on
@@ -74,15 +74,6 @@ class RunInfo:
         to the second for a retrained run; run_summary says what it is. jobs_client.display_name marks a
         visitor's own runs."""
         return self.name
-
-
-def file_stamp(path: str | Path, name: str = layout.CONFIG) -> tuple | None:
-    """(mtime_ns, size, inode) of a run file, not following links (None when missing): part of every cache key."""
-    try:
-        st = os.lstat(Path(path) / name)
-        return st.st_mtime_ns, st.st_size, st.st_ino
-    except OSError:
-        return None
 
 
 def catalog() -> list[RunInfo]:
@@ -286,7 +277,7 @@ def refresh_runs() -> None:
 
 def classifier_path(dataset: str) -> str | None:
     """The committed classifier of a data set (checkpoints/<dataset>-classifier), when it loads."""
-    info = next((r for r in catalog() if r.name == f"{dataset}-classifier" and r.model == "classifier"), None)
+    info = next((r for r in catalog() if r.name == layout.classifier_run(dataset) and r.model == "classifier"), None)
     return info.path if info is not None and not info.error else None
 
 

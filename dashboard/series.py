@@ -8,7 +8,8 @@ import streamlit as st
 from scipy.signal import lfilter
 
 from core.run import layout
-from dashboard.runs import file_stamp, history
+from core.run.layout import file_stamp
+from dashboard.runs import history
 
 TRACE_POINTS = 2000  # at most this many points per trace go to the browser
 

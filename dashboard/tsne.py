@@ -4,7 +4,6 @@ run in their own process (`python -m core.embed tsne`), never in the server's.""
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import threading
@@ -13,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import embed, paths
+from core import embed, paths, processes
 from core.run import layout
-from dashboard.runs import embeddings, file_stamp
+from core.run.layout import file_stamp
+from dashboard.runs import embeddings
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -59,9 +59,9 @@ def tsne_recomputed(path: str, perplexity: float, size: int) -> np.ndarray | Non
 
 
 def _pid_alive(marker: Path) -> bool:
+    """Whether the recompute whose process id the marker holds still runs."""
     try:
-        os.kill(int(marker.read_text()), 0)
-        return True
+        return processes.alive(int(marker.read_text()))
     except (OSError, ValueError):
         return False
 
@@ -103,8 +103,7 @@ def _start_locked(f: Path, path: str, perplexity: float, size: int) -> str:
         return "busy"
     for old in sorted(f.parent.glob("*.npy"), key=lambda p: p.stat().st_mtime)[:-TSNE_KEEP]:
         old.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(paths.PROJECT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "OMP_WAIT_POLICY": "PASSIVE"}
+    env = processes.child_env(threads=1)
     proc = subprocess.Popen([sys.executable, "-m", "core.embed", "tsne", str(path), str(f),
                              f"--perplexity={float(perplexity)}", f"--digits={int(size)}"], cwd=paths.PROJECT, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import hashlib
 import io
 import logging
@@ -79,25 +80,37 @@ def prepared(upload, dataset: str) -> tuple[np.ndarray | None, str | None]:
 
 
 # --- giving memory back ------------------------------------------------------------------------------
-def trim() -> None:
-    """Return freed heap pages to the system (glibc's malloc_trim; elsewhere nothing to do)."""
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None (another C library: nothing to do). Looked up once: find_library runs a
+    program."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
-        pass
+        return None
 
 
-def sweep(mgr=None, known: Callable[[str], bool] | None = None) -> int:
-    """Drop the uploaded files of every session the server no longer knows (closed and expired); returns how
-    many sessions' files were dropped. `mgr` and `known` default to the running server's."""
+def trim() -> None:
+    """Return freed heap pages to the system."""
+    malloc_trim = _malloc_trim()
+    if malloc_trim is not None:
+        malloc_trim(0)
+
+
+def sweep(mgr=None, known: Callable[[str], bool] | None = None, media=None) -> int:
+    """Drop the uploaded files (and the images shown) of every session the server no longer knows (closed
+    and expired); returns how many sessions' files were dropped. The arguments default to the running
+    server's file managers and sessions."""
     if mgr is None:
         from streamlit.runtime import Runtime
 
         if not Runtime.exists():
             return 0
         runtime = Runtime.instance()
-        mgr, sessions = runtime.uploaded_file_mgr, runtime._session_mgr
+        sessions = getattr(runtime, "_session_mgr", None)  # Streamlit's own: no public way to ask
+        if not hasattr(sessions, "get_session_info"):
+            return 0
+        mgr, media = runtime.uploaded_file_mgr, runtime.media_file_mgr
         known = lambda sid: sessions.get_session_info(sid) is not None  # noqa: E731
     storage = getattr(mgr, "file_storage", None)  # MemoryUploadedFileManager's {session id: files}
     if storage is None:
@@ -105,7 +118,11 @@ def sweep(mgr=None, known: Callable[[str], bool] | None = None) -> int:
     gone = [sid for sid in list(storage) if not known(sid)]
     for sid in gone:
         mgr.remove_session_files(sid)
+        if media is not None:
+            media.clear_session_refs(sid)
     if gone:
+        if media is not None:
+            media.remove_orphaned_files()  # the session's images, now shown nowhere
         trim()
     return len(gone)
 

@@ -37,7 +37,7 @@ def test_round_trip(tiny_runs):
 
 def test_load_run_reads_and_checks_each_file_once(run, monkeypatch):
     """One load, one check per file: the weights' header and embeddings.npz are not checked again by the loaders."""
-    from core.run import folder, formats, reading
+    from core.run import formats, reading
 
     opened = []
     real_open = reading.open_regular
@@ -46,8 +46,8 @@ def test_load_run_reads_and_checks_each_file_once(run, monkeypatch):
         opened.append(file.name)
         return real_open(file, rel, limit)
 
-    for module in (reading, formats, schemas, folder):
-        monkeypatch.setattr(module, "open_regular", spy)
+    monkeypatch.setattr(reading, "open_regular", spy)  # every run file is opened through it
+    monkeypatch.setattr(formats, "open_regular", spy)  # (PNG headers)
     loaded = load_run(run)
     assert loaded.embeddings is not None and set(loaded.embeddings) >= {"codes", "tsne"}
     for name in ("config.json", "model.safetensors", "history.json", "embeddings.npz"):

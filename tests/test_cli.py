@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -126,3 +127,38 @@ def test_the_cli_finds_retrained_runs_on_persistent_storage(tmp_path, tiny_runs,
     shutil.copytree(tiny_runs / "mnist-gan", tmp_path / "data" / "runs" / "ui-gan-mnist-2")
     assert main(["show", "ui-gan-mnist-2"]) == 0
     assert "GAN on mnist" in capsys.readouterr().out
+
+
+def test_the_gan_vae_command_is_this_program(monkeypatch, capsys):
+    """pyproject.toml's console script points at a function of this module, which runs the same parser."""
+    import importlib
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    module, _, name = project["scripts"]["gan-vae"].partition(":")
+    cli = getattr(importlib.import_module(module), name)
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/gan-vae", "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        cli()
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("usage: gan-vae ")
+    assert "version" in project["dynamic"] and all(">=" in d for d in project["dependencies"])  # ranges; pins:
+    pins = {line.split("==")[0] for line in (REPO / "requirements.txt").read_text().splitlines() if "==" in line}
+    assert {re.split(r"[<>=]", d)[0].lower().replace("_", "-") for d in project["dependencies"]} == {
+        p.lower().replace("_", "-") for p in pins}  # the same packages as requirements.txt
+
+
+def test_every_config_field_is_a_flag_and_a_bad_value_is_one_line(tmp_path, capsys):
+    """The model options come from the config dataclasses (core.flags): each field but the shape is a flag."""
+    import dataclasses
+
+    from core import families
+
+    train_help = subcommands()["train"].format_help()
+    for family in families.FAMILIES.values():
+        for f in dataclasses.fields(family.config_class()):
+            if f.name not in ("preset", "image_size", "channels", "num_classes"):
+                assert f"--{f.name.replace('_', '-')}" in train_help, f.name
+    assert main(["train", "--model", "gan", "--loss", "sideways", "--dataset", "mnist", "--data-dir", str(tmp_path),
+                 "--epochs", "1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "error: loss must be one of" in err and "sideways" in err

@@ -1,10 +1,11 @@
 """The family and data-set records are the only lists: a third family and a third data set, registered here in
-a few lines, reach the CLI, the checks, training, evaluation, the catalog and the run pickers with no other
-file edited."""
+a few lines, reach the CLI, the checks, training, evaluation, the catalog, the run pickers and every page with
+no other file edited; a family that offers the likelihood protocol gets the VAE's likelihood views."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +19,13 @@ from core import datasets, families
 from core.__main__ import build_parser, main
 from core.data import synthetic_split
 from core.evaluate import evaluate_run
-from core.models.base import GenerativeModel
+from core.models.base import DiagonalGaussian, GenerativeModel, standard_normal_log_prob
 from core.run.folder import load_run
 from core.run.layout import CheckpointError
 from core.run.schemas import read_config
 
 from .test_dashboard import plain
+from .test_runs_table import select
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -53,17 +55,19 @@ class ToyAE(nn.Module):
         self.optimizers = {"ae": torch.optim.Adam(self.parameters(), lr=lr, betas=betas)}
         return self.optimizers
 
+    def loss(self, x):
+        return {"mse": nn.functional.mse_loss(self.dec(self.enc(x)), x)}
+
     def step(self, x, labels=None):
-        loss = nn.functional.mse_loss(self.dec(self.enc(x)), x)
+        losses = self.loss(x)
         self.optimizers["ae"].zero_grad()
-        loss.backward()
+        next(iter(losses.values())).backward()
         self.optimizers["ae"].step()
-        return {"mse": loss.item()}
+        return {k: v.item() for k, v in losses.items()}
 
     @torch.no_grad()
     def evaluate(self, images, labels=None):
-        x = images.float() / 255
-        return {"mse": nn.functional.mse_loss(self.reconstruct(x), x).item()}
+        return {k: v.item() for k, v in self.loss(images.float() / 255).items()}
 
     def fit_after(self, images, batch_size, generator):
         return None
@@ -201,3 +205,145 @@ def test_a_drawing_on_the_explore_page_takes_the_data_sets_image_size(toy, tmp_p
     assert not at.exception, [e.value for e in at.exception]
     assert "your image, 16×16" in [i.caption for el in at.get("image") for i in el.proto.imgs]
     assert any("−ELBO of your image" in m.label for m in at.metric)
+
+
+# --- every page takes a third family; a family with a likelihood gets the likelihood views --------------------
+class ToyVAE(ToyAE):
+    """The toy autoencoder made variational: a Gaussian q(z|x) and a Bernoulli p(x|z), offering the likelihood
+    protocol (core.models.base.LikelihoodModel) with its own ELBO."""
+
+    def __init__(self, config: ToyConfig):
+        super().__init__(config)
+        self.to_logvar = nn.Sequential(nn.Flatten(), nn.Linear(config.image_size ** 2, config.latent_dim))
+
+    def posterior(self, x):
+        return DiagonalGaussian(self.enc(x), self.to_logvar(x))
+
+    def _log_px_z(self, q, x, n, generator):
+        z = q.sample(n, generator)
+        b = x.shape[0]
+        probs = self.dec(z.reshape(n * b, -1)).clamp(1e-6, 1 - 1e-6)
+        target = x.expand(n, *x.shape).reshape(n * b, *x.shape[1:])
+        return z, -nn.functional.binary_cross_entropy(probs, target, reduction="none").flatten(1).sum(1).view(n, b)
+
+    def neg_elbo(self, x, samples=1, generator=None):
+        q = self.posterior(x)
+        reconstruction, kl = -self._log_px_z(q, x, samples, generator)[1].mean(0), q.kl()
+        return {"neg_elbo": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
+
+    def neg_iwae(self, x, k, generator=None):
+        q = self.posterior(x)
+        z, log_px_z = self._log_px_z(q, x, k, generator)
+        log_w = (log_px_z + standard_normal_log_prob(z) - q.log_prob(z)).double()
+        return {"neg_iwae": -(torch.logsumexp(log_w, 0) - math.log(k)), "neg_elbo": -log_px_z.double().mean(0) + q.kl()}
+
+    def loss(self, x):
+        return {"neg_elbo": self.neg_elbo(x)["neg_elbo"].mean()}
+
+
+TOY_VAE = families.Family(name="toyvae", label="Toy VAE", model=ToyVAE, config=ToyConfig, color="#9333ea",
+                          has_likelihood=True, curves=(families.Curve("−ELBO", "nats", (("neg_elbo", ""),)),),
+                          live_losses=("neg_elbo",), held_out=(("neg_elbo", "Test −ELBO ↓", "{:.1f}", "nats"),))
+PAGES = ["overview", "samples", "latent", "curves", "metrics", "runs", "explore", "retrain", "concepts"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """tiny16 runs of four families (the toy AE, the toy VAE, the VAE and the GAN), each evaluated, and the data
+    set's classifier: trained once for the page tests below."""
+    families.register(families.Family(name="toy", label="Toy AE", model=ToyAE, config=ToyConfig))
+    families.register(TOY_VAE)
+    datasets.register(datasets.DataSet(name="tiny16", label="Tiny 16", class_names=("low", "mid", "high"),
+                                       image_size=16, loader=tiny16))
+    try:
+        ck = tmp_path_factory.mktemp("world") / "checkpoints"
+        clf = train("classifier", ck / "tiny16-classifier")
+        splits = (tiny16(None, True, False), tiny16(None, False, False))
+        for kind, extra in (("toy", ()), ("toyvae", ()), ("vae", ("--preset", "seed", "--latent-dim", "4")),
+                            ("gan", ("--preset", "seed", "--latent-dim", "4"))):
+            run = train(kind, ck / f"tiny16-{kind}", *extra)
+            evaluate_run(run, clf, samples=40, seeds=(0,), kid_subset_size=20, kid_subsets=5, nn_queries=20,
+                         iwae_k=4, iwae_images=8, splits=splits)
+    finally:
+        families.unregister("toyvae")
+    yield ck
+
+
+@pytest.fixture
+def app(world, toy, monkeypatch, tmp_path):
+    families.register(TOY_VAE)
+    monkeypatch.setenv("CHECKPOINT_DIR", str(world))
+    monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data"))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    yield at
+    families.unregister("toyvae")
+
+
+def visit(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"views/{page}.py")
+    at.run()
+    assert not at.exception, (page, [e.value for e in at.exception])
+    return at
+
+
+def upload_bar(at: AppTest) -> AppTest:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    img = np.zeros((100, 100), np.uint8)
+    img[20:80, 40:60] = 255
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    at.file_uploader(key="ex_upload").set_value(("bar.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_four_families_on_every_page(app):
+    """No page assumes two families: with four compared families each page shows all four, in its own way."""
+    labels = ["Toy AE", "Toy VAE", "VAE", "GAN"]
+    pickers = {s.label: s.value for s in app.sidebar.selectbox}
+    assert {f"{label} run" for label in labels} <= set(pickers) and pickers["Dataset"] == "tiny16"
+    for page in PAGES:
+        at = visit(app, page)
+        if page == "overview":
+            assert set(labels) <= {s.value.split(" · ")[0] for s in at.subheader}
+            assert "What differs, and why" in [s.value for s in at.subheader]  # the VAE and the GAN are compared
+        elif page == "samples":
+            assert all(f"**{label}**" in [m.value for m in at.markdown] for label in labels)
+        elif page == "metrics":
+            table = at.table[0].value
+            assert set(labels) <= set(table.columns)
+            assert all(v != "—" for v in table.iloc[0][labels])  # the first row (Fréchet distance) for all four
+        elif page == "runs":
+            assert set(labels) <= set(at.dataframe[0].value["family"])
+            select(at, "tiny16-toy", "tiny16-toyvae", "tiny16-gan")  # three families of one data set: compared
+            assert at.title[0].value != "Runs" and at.session_state["pick_toyvae"].endswith("tiny16-toyvae")
+        elif page == "retrain":
+            assert set(labels) <= set(at.radio(key="rt_model").options)
+        elif page == "curves":
+            assert set(labels) <= {h.value for h in at.header}
+    at = upload_bar(visit(app, "explore"))
+    captions = [i.caption for el in at.get("image") for i in el.proto.imgs]
+    assert {"Toy AE: decoder(encoder(x))", "Toy VAE: decoder(encoder(x))", "VAE: decoder(μ(x))", "GAN: G(E(x))"
+            } <= set(captions)
+
+
+def test_a_family_with_a_likelihood_gets_the_likelihood_views_without_page_edits(app):
+    """The Toy VAE offers the likelihood protocol and nothing else: Explore scores a drawing and shows its KL per
+    dimension, and evaluation reported its bounds, as for the VAE; the Toy AE (no likelihood) gets none."""
+    at = upload_bar(visit(app, "explore"))
+    scored = [m.label for m in at.metric if "ELBO of your image" in m.label]
+    assert len(scored) == 2  # the VAE and the Toy VAE
+    kl = [c for c in at.get("plotly_chart") if "KL per dimension" in c.proto.spec]
+    assert len(kl) == 2
+    table = visit(app, "metrics").table[0].value.set_index("metric")
+    elbo = next(i for i in table.index if "ELBO" in i)
+    assert table.loc[elbo, "Toy VAE"] != "—" and table.loc[elbo, "VAE"] != "—"
+    assert table.loc[elbo, "Toy AE"] == "—" and table.loc[elbo, "GAN"] == "—"

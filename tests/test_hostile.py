@@ -317,7 +317,7 @@ def test_limits_are_checked_before_reading(tmp_path, monkeypatch):
         opened.append(f)
         return f, size
 
-    monkeypatch.setattr(schemas, "open_regular", spy)  # check_weights opens the weights
+    monkeypatch.setattr(reading, "open_regular", spy)  # check_weights opens the weights through it
     with pytest.raises(CheckpointError, match="header of .* over the limit"):
         schemas.check_weights(big, schemas.read_config(big))
     assert opened[-1].closed

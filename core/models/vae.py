@@ -13,6 +13,7 @@ with one reparameterised sample z = mu + sigma * eps (Sec. 2.4), and the KL in c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,7 @@ from torch import nn
 
 from core.checks import LATENT_DIM_DEFAULT, LATENT_DIM_RANGE
 from core.data import binarize, to_float
+from core.models.base import DiagonalGaussian, standard_normal_log_prob
 from core.models.layers import check_choice, check_image, check_range, conv_features, conv_image_head, evaluating, mlp
 
 PRESETS = ("conv", "seed")
@@ -41,12 +43,6 @@ class VAEConfig:
         check_range("latent_dim", self.latent_dim, *LATENT_DIM_RANGE)
         check_range("width", self.width, 4, 256)
         check_range("hidden", self.hidden, 8, 4096)
-
-
-def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) per row, closed form (Kingma & Welling 2014, Appendix B):
-    -1/2 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))."""
-    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
 
 
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -93,19 +89,46 @@ class VAE(nn.Module):
         """z (B, latent_dim) -> Bernoulli logits (B, C, H, W)."""
         return self.decoder(z)
 
-    @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014, Sec. 2.4): a sample that is
-        differentiable in mu and sigma. (Not a concatenation of mu and logvar.)"""
-        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    # --- its likelihood (core.models.base.LikelihoodModel): the ELBO is written here, once ------------------
+    def posterior(self, x: torch.Tensor) -> DiagonalGaussian:
+        """q(z|x) = N(mu(x), diag(exp(logvar(x)))); float32 even under bf16 autocast, so the bounds stay fp32."""
+        mu, logvar = self.encode(x)
+        return DiagonalGaussian(mu.float(), logvar.float())
+
+    def _log_likelihood(self, q: DiagonalGaussian, x: torch.Tensor, n: int, generator: torch.Generator | None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """n draws z ~ q (n, B, D) and log p(x|z) for each (n, B), decoded as one batch of n * B."""
+        z = q.sample(n, generator)
+        b = x.shape[0]
+        x_n = x.expand(n, *x.shape).reshape(n * b, *x.shape[1:])
+        return z, -bernoulli_nll(self.decode(z.reshape(n * b, -1)).float(), x_n).view(n, b)
+
+    def _neg_elbo(self, q: DiagonalGaussian, log_px_z: torch.Tensor) -> dict[str, torch.Tensor]:
+        reconstruction = -log_px_z.mean(0)  # -E_q[log p(x|z)], Monte Carlo over the draws
+        kl = q.kl()  # closed form
+        return {"neg_elbo": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
+
+    def neg_elbo(self, x: torch.Tensor, samples: int = 1, generator: torch.Generator | None = None
+                 ) -> dict[str, torch.Tensor]:
+        """Per image: -ELBO = reconstruction + kl (nats), E_q over `samples` reparameterised draws of z."""
+        q = self.posterior(x)
+        return self._neg_elbo(q, self._log_likelihood(q, x, samples, generator)[1])
+
+    def neg_iwae(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Per image: -L_k = -log 1/k sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x) (Burda et al. 2016, eq. 8), with
+        log p(x, z) = log p(x|z) + log p(z). L_1 is the ELBO and L_k rises with k towards log p(x) (Theorem 1),
+        so -IWAE <= -ELBO; the -ELBO from the same k draws comes with it. Summed in float64."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        q = self.posterior(x)
+        z, log_px_z = self._log_likelihood(q, x, k, generator)
+        log_w = (log_px_z + standard_normal_log_prob(z) - q.log_prob(z)).double()  # (k, B)
+        return {"neg_iwae": -(torch.logsumexp(log_w, 0) - math.log(k)),
+                "neg_elbo": self._neg_elbo(q, log_px_z.double())["neg_elbo"]}
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Loss terms for binary x (B, C, H, W), each a mean over the batch in nats per image."""
-        mu, logvar = (t.float() for t in self.encode(x))  # under bf16 autocast the loss stays fp32
-        z = self.reparameterize(mu, logvar)
-        reconstruction = bernoulli_nll(self.decode(z).float(), x)  # -log p(x|z), one-sample estimate
-        kl = kl_to_standard_normal(mu, logvar)
-        return {"neg_elbo": (reconstruction + kl).mean(), "reconstruction": reconstruction.mean(), "kl": kl.mean()}
+        """Loss terms for binary x (B, C, H, W), each a mean over the batch in nats per image (one draw of z)."""
+        return {k: v.mean() for k, v in self.neg_elbo(x).items()}
 
     # --- training ------------------------------------------------------------------------------
     def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
@@ -156,4 +179,4 @@ class VAE(nn.Module):
         return self.sample(self.embed(x))
 
 
-__all__ = ["VAE", "VAEConfig", "kl_to_standard_normal", "bernoulli_nll"]
+__all__ = ["VAE", "VAEConfig", "bernoulli_nll"]

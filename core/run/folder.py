@@ -39,7 +39,7 @@ from core.run.layout import (
     CheckpointError,
     where,
 )
-from core.run.reading import check_folder, open_regular
+from core.run.reading import check_folder, open_in_run
 from core.run.schemas import check_weights, embedding_shape, read_config, read_embeddings, read_history, read_metrics
 
 
@@ -70,8 +70,7 @@ def check_run(path: str | os.PathLike, label: str | None = None, load_embeddings
     if load_embeddings and has_encoder:
         embeddings = read_embeddings(path, cfg, label)
     elif has_encoder or os.path.lexists(path / EMBEDDINGS):
-        rel = where(path, EMBEDDINGS, label)
-        f, size = open_regular(path / EMBEDDINGS, rel)
+        f, size, rel = open_in_run(path, EMBEDDINGS, label)
         with f:
             check_embeddings_file(f, size, rel, *embedding_shape(cfg))
     for grid in grids:
@@ -95,6 +94,8 @@ def git_commit() -> str:
 
 
 def versions() -> dict[str, str]:
+    """Library versions for config.json. torchvision is imported here, not at the top: it adds about 0.4 s to
+    every import of this module (python -X importtime) and only saving needs it."""
     import safetensors
     import torchvision
 

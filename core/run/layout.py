@@ -54,6 +54,11 @@ def where(path: Path, name: str, label: str | None = None) -> str:
     return f"{label_of(path, label)}/{name}"
 
 
+def classifier_run(dataset: str) -> str:
+    """The folder name of a data set's evaluation classifier (checkpoints/<dataset>-classifier)."""
+    return f"{dataset}-classifier"
+
+
 def run_path(root: str | os.PathLike, name: str) -> Path:
     """root/name for a valid run name (name_problem); the rule leaves no way out of root, checked again."""
     why = name_problem(name)
@@ -88,15 +93,19 @@ def sample_grids(path: str | os.PathLike) -> list[Path]:
     return sorted(d.glob("epoch_*.png")) if d.is_dir() else []
 
 
+def file_stamp(path: str | os.PathLike, name: str = CONFIG) -> tuple | None:
+    """A cheap fingerprint of one run file for cache keys (the folder itself for name ""): (mtime_ns, size,
+    inode, mode), not following links; None when it is missing. Any replacement (atomic rename) or edit
+    changes it."""
+    try:
+        st = os.lstat(Path(path) / name)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode
+
+
 def stamp(path: str | os.PathLike) -> tuple:
-    """A cheap fingerprint of a run folder for cache keys: (mtime_ns, size, inode) of the folder, its
-    samples/ and the files a check reads. Any replacement (atomic rename) or edit changes it."""
-    path = Path(path)
-    out = []
-    for name in ("", SAMPLES, CONFIG, WEIGHTS, HISTORY, METRICS, EMBEDDINGS, NEAREST):
-        try:
-            st = os.lstat(path / name if name else path)
-            out.append((st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode))
-        except OSError:
-            out.append(None)
-    return tuple(out)
+    """The fingerprint of a whole run folder: file_stamp of the folder, its samples/ and every file a check
+    reads."""
+    return tuple(file_stamp(path, name) for name in ("", SAMPLES, CONFIG, WEIGHTS, HISTORY, METRICS, EMBEDDINGS,
+                                                     NEAREST))

@@ -66,12 +66,19 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def read_json(path: Path, name: str, label: str | None = None):
-    """Parse a run's JSON file (size-limited, regular file); NaN and Infinity are refused."""
+def open_in_run(path: Path, name: str, label: str | None = None):
+    """Open the run file `name` of the run folder `path` (open_regular: limits, regular files only). Returns
+    (binary file object, size, the file as errors name it)."""
     rel = where(path, name, label)
     if not path.is_dir():
         raise CheckpointError(f"{label_of(path, label)}: no such run folder")
-    f, _ = open_regular(path / name, rel)
+    f, size = open_regular(path / name, rel)
+    return f, size, rel
+
+
+def read_json(path: Path, name: str, label: str | None = None):
+    """Parse a run's JSON file (size-limited, regular file); NaN and Infinity are refused."""
+    f, _, rel = open_in_run(path, name, label)
     with f:
         raw = f.read(limit_for(name) + 1)
     try:

@@ -22,7 +22,7 @@ from core import datasets, families
 from core.run.config import FORMAT_VERSION, READABLE_FORMATS, RunConfig
 from core.run.formats import check_embeddings_file, check_weights_header
 from core.run.layout import CONFIG, EMBEDDINGS, HISTORY, METRICS, WEIGHTS, CheckpointError, label_of, where
-from core.run.reading import MAX_HISTORY_COLUMNS, MAX_HISTORY_POINTS, MAX_STRING, open_regular, read_json
+from core.run.reading import MAX_HISTORY_COLUMNS, MAX_HISTORY_POINTS, MAX_STRING, open_in_run, read_json
 
 
 def _kind(v) -> str:
@@ -303,9 +303,7 @@ def expected_tensors(cfg: dict) -> dict[str, tuple[tuple[int, ...], str]]:
 
 def check_weights(path: str | os.PathLike, cfg: dict, label: str | None = None) -> None:
     """model.safetensors: a sound header whose tensor names and shapes are those of the model `cfg` describes."""
-    path = Path(path)
-    rel = where(path, WEIGHTS, label)
-    f, size = open_regular(path / WEIGHTS, rel)
+    f, size, rel = open_in_run(Path(path), WEIGHTS, label)
     with f:
         header = check_weights_header(f, size, rel)
     try:
@@ -341,10 +339,7 @@ def read_embeddings(path: str | os.PathLike, cfg: dict | None = None, label: str
     if cfg is None:
         with contextlib.suppress(CheckpointError):
             cfg = read_config(path, label)
-    rel = where(path, EMBEDDINGS, label)
-    if not path.is_dir():
-        raise CheckpointError(f"{label_of(path, label)}: no such run folder")
-    f, size = open_regular(path / EMBEDDINGS, rel)
+    f, size, rel = open_in_run(path, EMBEDDINGS, label)
     with f:
         check_embeddings_file(f, size, rel, *embedding_shape(cfg))
         f.seek(0)

@@ -30,7 +30,7 @@ for k in ok:
 
 
 def how(k: str) -> str:
-    return "decoder(μ(x))" if explore_cache.has_posterior(picked[k].path) else "G(E(x))"
+    return runs.family(k).reconstruction_label
 
 
 def big(images: np.ndarray, ncol: int | None = None, scale: int = 4) -> np.ndarray:
@@ -243,7 +243,7 @@ for k in readers:
     z = explore_cache.embed_images(path, pair)
     path_images = sampling.generate(path, sampling.interpolation(z[0], z[1], steps_i, mode))
     row = np.concatenate([pair[:1] / 255.0, path_images, pair[1:] / 255.0]).astype(np.float32)
-    st.markdown(f"**{runs.LABELS[k]}**: codes {'μ(x)' if explore_cache.has_posterior(path) else 'E(x)'}")
+    st.markdown(f"**{runs.LABELS[k]}**: codes {runs.family(k).code_label}")
     ends = "-".join(str(pool["indices"][p]) for p in picks)
     ui.image_grid(sampling.grid(row, ncol=steps_i + 2),
                   download=f"interpolation-{picked[k].name}-test{ends}-{mode}.png")

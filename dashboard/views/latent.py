@@ -43,11 +43,9 @@ pending = []
 
 cols = st.columns(len(runs.KINDS))
 for col, kind in zip(cols, runs.KINDS):
-    info = runs.selected(kind)
     with col:
-        error = runs.check_run(info)
-        if error:
-            ui.error_card(f"{runs.LABELS[kind]} run {ui.text(info.name) if info else ''}", error)
+        info = ui.loaded_run(kind)
+        if info is None:
             continue
         if not runs.family(kind).has_encoder:
             st.info(f"The {runs.LABELS[kind]} has no encoder: it cannot place real {noun}s in its latent space.")

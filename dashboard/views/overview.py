@@ -70,6 +70,8 @@ for col, (kind, info) in zip(st.columns(len(runs.KINDS), gap="large"), picked.it
         else:
             st.info("No metrics yet: run " + ui.code(f"python -m core evaluate {info.name}") + ".")
 
+if not {"vae", "gan"} <= set(runs.KINDS):  # what follows compares these two families: shown when both are
+    st.stop()
 gan = runs.selected("gan")
 encoder = "trained on the generator's own samples"
 if gan is not None and not runs.check_run(gan):

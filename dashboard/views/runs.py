@@ -81,13 +81,15 @@ right.download_button("Table (CSV)", data=lambda: share.table_csv(table), file_n
                       icon=":material/download:", on_click="ignore", key="dl_runs_csv", width="stretch")
 
 picked = [listed[i] for i in event.selection.rows if 0 <= i < len(listed)]
-comparable = not any(r.error for r in picked) and {r.model for r in picked} == set(runs.KINDS)
-if len(picked) == 2 and comparable and picked[0].dataset == picked[1].dataset:
+families = [r.model for r in picked]  # one run each of two or more compared families, one data set
+comparable = (not any(r.error for r in picked) and set(families) <= set(runs.KINDS)
+              and len(set(families)) == len(families) and len({r.dataset for r in picked}) == 1)
+if len(picked) > 1 and comparable:
     st.session_state["select_run"] = [{"kind": r.model, "dataset": r.dataset, "path": r.path} for r in picked]
-    st.switch_page("views/overview.py")  # the sidebar takes the pair from select_run
+    st.switch_page("views/overview.py")  # the sidebar takes the runs from select_run
 elif len(picked) == 1:
     share.download_run(picked[0].path, picked[0].name, key="zip_picked")
 elif picked:
     why = [f"{ui.code(r.name)} is broken" for r in picked if r.error]
-    st.info("To compare, select one run of each family (" + " and ".join(runs.LABELS[k] for k in runs.KINDS)
+    st.info("To compare, select one run each of two or more families (" + ", ".join(runs.LABELS[k] for k in runs.KINDS)
             + ") of the same data set" + (f"; {', '.join(why)}" if why else "") + ".")
