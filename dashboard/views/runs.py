@@ -84,9 +84,12 @@ picked = [listed[i] for i in event.selection.rows if 0 <= i < len(listed)]
 families = [r.model for r in picked]  # one run each of two or more compared families, one data set
 comparable = (not any(r.error for r in picked) and set(families) <= set(runs.KINDS)
               and len(set(families)) == len(families) and len({r.dataset for r in picked}) == 1)
-if len(picked) > 1 and comparable:
-    st.session_state["select_run"] = [{"kind": r.model, "dataset": r.dataset, "path": r.path} for r in picked]
-    st.switch_page("views/overview.py")  # the sidebar takes the runs from select_run
+if len(picked) > 1 and comparable:  # a click away, never a jump away from the table
+    names = " and ".join(ui.text(r.name) for r in picked)
+    if st.button(f"Compare {names} on every page", icon=":material/compare_arrows:", type="primary",
+                 key="compare_picked"):
+        st.session_state["select_run"] = [{"kind": r.model, "dataset": r.dataset, "path": r.path} for r in picked]
+        st.switch_page("views/overview.py")  # the sidebar takes the runs from select_run
 elif len(picked) == 1:
     share.download_run(picked[0].path, picked[0].name, key="zip_picked")
 elif picked:
