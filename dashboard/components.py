@@ -91,13 +91,15 @@ TITLE_MARGIN = TOOLBAR_BAND + 30  # the band, then the title's line
 
 
 # Narrow screens (Streamlit stacks columns below 640 px): the blocks keyed "pair..." keep their columns side by
-# side, so the models' images stay next to each other on a phone rather than a screen apart.
+# side, so the models' images stay next to each other on a phone rather than a screen apart; blocks keyed
+# "phone_only..." (a reminder of whose column follows, where columns stack) show on narrow screens only.
 PHONE_CSS = """<style>
 @media (max-width: 640px) {
   [class*="st-key-pair"] > [data-testid="stLayoutWrapper"] > [data-testid="stHorizontalBlock"],
   [class*="st-key-pair"] > [data-testid="stHorizontalBlock"] { flex-wrap: nowrap; gap: 0.75rem; }
   [class*="st-key-pair"] [data-testid="stColumn"] { min-width: 0 !important; }
 }
+@media (min-width: 641px) { [class*="st-key-phone_only"] { display: none; } }
 </style>"""
 
 
