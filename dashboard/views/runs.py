@@ -63,7 +63,7 @@ columns = {  # short headers (the frame keeps the full names), the detail in eac
     "precision ↑": number("prec. ↑", format="%.3f", width=60, help="Precision (fidelity), mean over seeds"),
     "recall ↑": number(format="%.3f", width=70, help="Recall (coverage), mean over seeds"),
     "−ELBO ↓": number(format="%.1f", width=70,
-                      help="Negative ELBO on the test digits, nats per image (VAEs: evaluation, else held-out)"),
+                      help="Negative ELBO on the test images, nats per image (VAEs: evaluation, else held-out)"),
     "epochs": number(width=65), "training min": number("min", format="%.1f", width=55,
                                                        help="Training time in minutes (wall clock)"),
     "latent size": number("latent", width=60), "preset": text(width=60),
