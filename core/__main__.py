@@ -61,9 +61,9 @@ def check_device(name: str) -> None:
 
 def cmd_train(args) -> None:
     if args.backend == "hf-jobs":
-        from core.jobs.backends import hf_jobs
+        from core.jobs.backends import hf_cli
 
-        sys.exit(hf_jobs.train_from_cli(args, sys.argv[1:]))
+        sys.exit(hf_cli.train_from_cli(args, sys.argv[1:]))
     if args.flavor:
         raise UsageError("--flavor picks Hugging Face Jobs hardware: use it with --backend hf-jobs")
     check_device(args.device)

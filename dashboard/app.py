@@ -68,7 +68,7 @@ with ui.guarded("in the sidebar"):
         st.sidebar.caption(ui.text(ui.short_paths(message)))  # "pulled USER/run into checkpoints/run": no machine paths
     broken_runs_card()
 
-    if not runs.datasets():  # no loadable VAE or GAN run
+    if not runs.datasets():  # no loadable run of a compared family
         pages["Compare"] = [st.Page(HERE / "views/no_runs.py", title="Get started", icon=":material/info:",
                                     default=True)]
     else:

@@ -91,13 +91,15 @@ TITLE_MARGIN = TOOLBAR_BAND + 30  # the band, then the title's line
 
 
 # Narrow screens (Streamlit stacks columns below 640 px): the blocks keyed "pair..." keep their columns side by
-# side, so the models' images stay next to each other on a phone rather than a screen apart.
+# side, so the models' images stay next to each other on a phone rather than a screen apart; blocks keyed
+# "phone_only..." (a reminder of whose column follows, where columns stack) show on narrow screens only.
 PHONE_CSS = """<style>
 @media (max-width: 640px) {
   [class*="st-key-pair"] > [data-testid="stLayoutWrapper"] > [data-testid="stHorizontalBlock"],
   [class*="st-key-pair"] > [data-testid="stHorizontalBlock"] { flex-wrap: nowrap; gap: 0.75rem; }
   [class*="st-key-pair"] [data-testid="stColumn"] { min-width: 0 !important; }
 }
+@media (min-width: 641px) { [class*="st-key-phone_only"] { display: none; } }
 </style>"""
 
 
@@ -202,6 +204,15 @@ def latent_scatter(coords: np.ndarray, labels: np.ndarray, indices: np.ndarray, 
     return fig
 
 
+def ring_points(fig: go.Figure, xy: np.ndarray, name: str) -> go.Figure:
+    """Circle points of a latent map (those selected on another map); drawn last, so a selection's trace numbers
+    still name the classes (`selected_rows` skips this trace)."""
+    xy = np.asarray(xy, float)
+    fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=plain(name), hoverinfo="skip",
+                             marker={"size": 9, "color": "rgba(0,0,0,0)", "line": {"width": 1.2, "color": "#111"}}))
+    return fig
+
+
 def selected_rows(points: list[dict], labels: np.ndarray) -> list[int]:
     """Rows of the map's arrays picked by a box/lasso selection on `latent_scatter` (one trace per class).
 
@@ -225,9 +236,10 @@ def bar_chart(x: list, series: list[dict], title: str, y_title: str, reference: 
               percent: bool = False) -> go.Figure:
     """Grouped bars with every category labelled on the x axis (long names are tilted, never skipped)."""
     fig = go.Figure([go.Bar(x=list(x), y=s["y"], name=plain(s["name"]), marker_color=s.get("color")) for s in series])
-    if reference is not None:
-        fig.add_hline(y=reference, line_dash="dot", annotation_text=f"uniform ({reference:.0%})" if percent else
-                      "uniform", annotation_position="top left", annotation_bgcolor="rgba(255,255,255,0.85)")
+    if reference is not None:  # named in the legend: a label on the line sat under the bars
+        fig.add_hline(y=reference, line_dash="dot", line_color="#111")
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line={"dash": "dot", "color": "#111"},
+                                 name=f"uniform ({reference:.0%})" if percent else "uniform"))
     long_names = max((len(str(v)) for v in x), default=0) > 3
     fig.update_xaxes(type="category", tickmode="array", tickvals=list(x), ticktext=list(x),
                      tickangle=-35 if long_names else 0, automargin=True)
@@ -249,14 +261,17 @@ def metric_cards(rows: list[tuple[str, str, str | None]], per_row: int = 2) -> N
 # --- Explore page -------------------------------------------------------------------------------------
 def kl_bars(kl: np.ndarray, activity: np.ndarray, threshold: float, color: str) -> go.Figure:
     """Per-dimension KL (nats) as bars, active units (Cov_x(E_q[z_j]) > threshold) in the model's colour,
-    inactive (collapsed) ones grey; hover gives both numbers."""
+    inactive (collapsed) ones grey, their axis labels too (their bars are near zero, too short to see); hover gives
+    both numbers."""
     active = np.asarray(activity) > threshold
     dims = [f"z{j}" for j in range(len(kl))]
+    labels = [d if a else f'<span style="color:#9ca3af">{d}</span>' for d, a in zip(dims, active)]
     fig = go.Figure(go.Bar(
         x=dims, y=np.asarray(kl, float).tolist(), marker_color=[color if a else "#9ca3af" for a in active],
         customdata=np.asarray(activity, float).tolist(),
         hovertemplate="%{x}: KL %{y:.2f} nats<br>Cov<sub>x</sub>(E<sub>q</sub>[z]) = %{customdata:.3f}<extra></extra>"))
-    fig.update_xaxes(type="category", tickangle=0 if len(dims) <= 16 else -90)
+    fig.update_xaxes(type="category", tickangle=0 if len(dims) <= 16 else -90, tickmode="array", tickvals=dims,
+                     ticktext=labels)
     fig.update_layout(title=chart_title(f"KL per dimension: {int(active.sum())} of {len(kl)} units active"), height=300,
                       yaxis_title="nats per image", margin={"l": 10, "r": 10, "t": TITLE_MARGIN, "b": 10})
     return scrollable(fig)

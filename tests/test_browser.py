@@ -138,20 +138,31 @@ def drag(page, chart_index: int, tool: str, path: list[tuple[float, float]]) -> 
     mouse_drag(page, chart.locator(".nsewdrag").first.bounding_box(), path)
 
 
+def SELECTED(captions: list[str]) -> list[int]:  # noqa: N802 ("629 selected (first 48 shown)" -> 629)
+    return [int(c.split()[0]) for c in captions]
+
+
 def selection_captions(page) -> list[str]:
     return [c for c in page.locator('[data-testid="stImageCaption"]').all_inner_texts() if "selected" in c]
 
 
 def test_latent_selection_shows_the_digits(committed_server):
-    """A box on each t-SNE map, then a lasso on each PCA map: the selected digits appear, nothing crashes."""
+    """A box on each t-SNE map, then a lasso on each PCA map: the selected digits appear, circled on both maps,
+    kept when the map changes; the page's link reopens them, circled too; nothing crashes."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     box = [(0.3, 0.3), (0.5, 0.5), (0.7, 0.7)]
     lasso = [(0.2, 0.2), (0.8, 0.2), (0.8, 0.8), (0.2, 0.8), (0.25, 0.25)]
     with chromium_page(width=1400, height=1400) as page:
         open_page(page, committed_server, "latent")
+        # every map circles the images selected on any map (a redraw, which would wipe a lasso, is over)
+        ringed = ("n => [...document.querySelectorAll('.js-plotly-plot')].every(p => p._fullData.some("
+                  "t => (t.name || '').startsWith('selected') && t.x.length >= n))")
         for i in range(2):
             drag(page, i, "Box Select", box)
             page.wait_for_function(f"() => [...document.querySelectorAll('[data-testid=\"stImageCaption\"]')]"
                                    f".filter(c => c.textContent.includes('selected')).length >= {i + 1}")
+            page.wait_for_function(ringed, arg=max(SELECTED(selection_captions(page))), timeout=60_000)
             wait_complete(page, images=i + 1)
             assert page.locator('[data-testid="stException"]').count() == 0
         tsne = selection_captions(page)
@@ -159,15 +170,29 @@ def test_latent_selection_shows_the_digits(committed_server):
 
         page.get_by_text("PCA", exact=True).click()
         wait_complete(page, charts=2)
+        page.wait_for_function(ringed, arg=max(SELECTED(tsne)), timeout=60_000)  # the PCA maps circle them too
+        assert selection_captions(page) == tsne  # the selections outlive the change of map
         for i in range(2):
-            drag(page, i, "Lasso Select", lasso)
-            page.wait_for_function(f"() => [...document.querySelectorAll('[data-testid=\"stImageCaption\"]')]"
-                                   f".filter(c => c.textContent.includes('selected')).length >= {i + 1}",
-                                   timeout=60_000)  # a loaded machine: the rerun after a lasso can take seconds
+            before = selection_captions(page)
+            changed = ("before => JSON.stringify([...document.querySelectorAll('[data-testid=\"stImageCaption\"]')]"
+                       ".map(c => c.textContent).filter(c => c.includes('selected'))) !== JSON.stringify(before)")
+            for attempt in range(3):  # a lasso drawn while a chart redraws is wiped with it: draw it again
+                drag(page, i, "Lasso Select", lasso)
+                try:  # a loaded machine: the rerun after a lasso can take seconds
+                    page.wait_for_function(changed, arg=before, timeout=20_000 * (attempt + 1))
+                    break
+                except PlaywrightTimeout:
+                    assert attempt < 2, "the lasso never selected anything"
+            # both maps redrawn with the new circles before the next lasso (a redraw would wipe a lasso)
+            page.wait_for_function(ringed, arg=max(SELECTED(selection_captions(page))), timeout=60_000)
             wait_complete(page)
             assert page.locator('[data-testid="stException"]').count() == 0
         pca = selection_captions(page)
         assert len(pca) == 2 and pca != tsne
+        page.goto(page.url)  # the shared link: ?digits_vae=...&digits_gan=... (the first 48 of each)
+        wait_rendered(page, "Latent space")
+        page.wait_for_function(ringed, arg=48, timeout=60_000)
+        assert SELECTED(selection_captions(page)) == [48, 48]
 
 
 @pytest.mark.real_data

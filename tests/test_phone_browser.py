@@ -5,7 +5,7 @@ results follow the canvas."""
 import pytest
 
 from .browser import RECONSTRUCTIONS, chromium_page, draw_digit, wait_complete
-from .test_browser import committed_server, open_page  # noqa: F401 (fixture)
+from .test_browser import committed_server, open_page, shot_dir  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 WIDTHS = [390, 1400]
@@ -93,11 +93,14 @@ def side_by_side(page, boxes: list[dict]) -> None:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_the_models_sit_side_by_side(committed_server, width):  # noqa: F811
-    """Overview's and Samples' sample grids: VAE beside GAN, on a phone too (Streamlit stacks columns there)."""
+def test_the_models_sit_side_by_side(committed_server, shot_dir, width):  # noqa: F811
+    """Overview's and Samples' sample grids: VAE beside GAN, on a phone too (Streamlit stacks columns there).
+    The phone's first screen of the Overview is the README's phone screenshot."""
     with chromium_page(width=width, height=844, touch=width < 800) as page:
         open_page(page, committed_server, "")
         side_by_side(page, [page.locator('[data-testid="stImage"] img').nth(i).bounding_box() for i in range(2)])
+        if width < 800:
+            page.screenshot(path=str(shot_dir / "phone-overview.png"))
         open_page(page, committed_server, "samples")
         grids = page.locator('[data-testid="stImage"] img')  # the first two: same codes, two generators
         side_by_side(page, [grids.nth(i).bounding_box() for i in range(2)])

@@ -100,8 +100,11 @@ def test_the_csv_neutralises_formulas_and_keeps_numbers(monkeypatch, many_runs, 
 
 
 def test_picking_a_vae_and_a_gan_selects_them_and_opens_the_overview(monkeypatch, many_runs):
+    """Selecting the second row offers the comparison (no jump away from the table); the button opens it."""
     ck, runs = many_runs
     at = select(open_runs(monkeypatch, many_runs), "mnist-gan", "mnist-vae-retrained")
+    assert at.title[0].value == "Runs"  # still here, the pair offered
+    at.button(key="compare_picked").click().run()
     assert at.session_state["pick_vae"] == str(runs / "mnist-vae-retrained")
     assert at.session_state["pick_gan"] == str(ck / "mnist-gan")
     assert at.title[0].value == "GAN vs VAE"  # the Overview

@@ -4,7 +4,9 @@
   store.py       the local queue's folders and locks (on the container's own disk, never a bucket mount)
   dispatcher.py  the local process that runs queued jobs one at a time
   worker.py      one job's process: trains or evaluates, reports progress
-  backends/      `local` (the default) and `hf-jobs` (Hugging Face Jobs), one interface: backends.get()
+  progress.py    training progress as log lines and back (a remote job's live charts)
+  backends/      `local` (the default) and `hf-jobs` (Hugging Face Jobs: hf_jobs, hf_config, hf_cli), one
+                 interface: backends.get()
 
 The names below are the local backend's functions, as the dashboard and the benchmarks call them.
 """

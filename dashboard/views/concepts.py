@@ -18,12 +18,12 @@ def balance_sentence(name: str, epochs: dict) -> str:
         verdict = "they end close to each other, near the balance of 1/2"
     elif len(ep) > 1 and abs(last) < 0.75 * abs(first):
         verdict = (f"they move towards each other but stay apart (gap {first:.2f} → {last:.2f}): D can still tell "
-                   "real digits from generated ones")
+                   f"real {runs.noun()}s from generated ones")
     elif len(ep) > 1 and abs(last) > 1.25 * abs(first):
         verdict = f"they move apart (gap {first:.2f} → {last:.2f}): D gets better at telling real from generated"
     else:
-        verdict = (f"they stay apart (gap {first:.2f} → {last:.2f}): D keeps telling real digits from generated "
-                   "ones, the usual picture in practice")
+        verdict = (f"they stay apart (gap {first:.2f} → {last:.2f}): D keeps telling real {runs.noun()}s from "
+                   "generated ones, the usual picture in practice")
     return (f"In the GAN run picked in the sidebar (**{name}**), the per-epoch means of D(x) / D(G(z)) go "
             f"{path}: {verdict}. See *Training curves*.")
 
@@ -56,7 +56,7 @@ def gan_recipe_text() -> str:
         "out the step-to-step swings of the game. It is not trained by gradients, so it is not a third player.",
         "- **Two time-scale update rule** (Heusel et al. 2017): D and G get different learning rates.",
         "- **Minibatch standard deviation** (Karras et al. 2018): D sees how varied the batch is, which makes a "
-        "generator that keeps drawing the same digit easy to reject.",
+        "generator that keeps drawing the same image easy to reject.",
         "- **Keeping the best epoch**: after every epoch 2,000 samples are scored by the evaluation classifier "
         "(Training curves → Quality over training); the run keeps the epoch with the lowest Fréchet distance.",
     ]
@@ -145,7 +145,7 @@ A widely copied description of these two models gets several things wrong:
 - A GAN has no "decoder that compresses data": a network mapping data to codes is an **encoder**, and a plain
   GAN has none. Here one is trained to invert the generator, never changing G or D: in the committed runs
   after the GAN, against the final generator; in runs with `encoder_epochs = 0` alongside it, one encoder
-  step after each generator step, on that batch's fakes and real digits.
+  step after each generator step, on that batch's fakes and real images.
 """, icon=":material/report:")
 
 st.caption("Goodfellow, I. et al. Generative Adversarial Nets. NeurIPS 2014. · Kingma, D. P. & Welling, M. "

@@ -15,8 +15,11 @@ st.info("**What to look for.** The VAE's −ELBO falls steadily and flattens: on
         "G loss climbs (D(G(z)) near 0) means D has won and G learns little.",
         icon=":material/lightbulb:")
 c1, c2 = st.columns(2)
-view = share.widget(c1.radio, "x axis", ["per step", "per epoch"], horizontal=True, key="curve_view",
-                    default="per step", parse=share.choice(["per step", "per epoch"]))
+VIEWS = ["per step", "share of training", "per epoch"]  # the share: runs of any length side by side
+view = share.widget(c1.radio, "x axis", VIEWS, horizontal=True, key="curve_view", default="per step",
+                    parse=share.choice(VIEWS),
+                    help="Share of training: each run's steps as a percentage of its own, so a short run overlaid "
+                         "on a long one is not squeezed against x = 0.")
 smoothing = share.widget(c2.slider, "Smoothing", 0.0, 0.99, step=0.01, key="curve_smooth", disabled=view == "per epoch",
                          default=0.9, parse=share.number(0.0, 0.99, 0.01), encode=share.fmt_number,
                          help="Exponential moving average of the per-step values (0 = raw).")
@@ -36,6 +39,10 @@ for kind in runs.KINDS:
                           default=default, parse=share.names(choices),
                           encode=lambda paths: ",".join(Path(p).name for p in paths),  # folder names, not paths
                           max_len=256 * len(choices))  # every run's folder name (at most 255 characters) and a comma
+    lengths = [len(runs.history(p)["steps"].get("step", [])) for p in chosen]
+    if view == "per step" and lengths and min(lengths) and max(lengths) > 10 * min(lengths):
+        st.caption(f"These runs differ more than tenfold in length ({min(lengths):,} and {max(lengths):,} steps): "
+                   "the x axis *share of training* draws each over its own length.")
     plots = runs.family(kind).curves  # the panels its record names
     cols = st.columns(max(1, len(plots)))
     for col, (title, y_title, keys) in zip(cols, plots):
@@ -45,15 +52,17 @@ for kind in runs.KINDS:
             name = names[path]
             for j, (key, suffix) in enumerate(keys):
                 color = ui.CLASS_COLORS[(i * len(keys) + j) % 10]
-                if view == "per step" and key in h["steps"]:
+                if view != "per epoch" and key in h["steps"]:
                     x, y = series.step_series(path, key, smoothing)  # smoothed + downsampled, cached per run
+                    if view == "share of training" and len(x):
+                        x = [100 * v / max(x[-1], 1) for v in x]
                     traces.append({"x": x, "y": y, "name": name + suffix, "color": color})
                 elif view == "per epoch":
                     for part, dash in (("train", "solid"), ("test", "dot")):
                         if f"{part}/{key}" in h["epochs"]:
                             traces.append({"x": h["epochs"]["epoch"], "y": h["epochs"][f"{part}/{key}"],
                                            "name": f"{name}{suffix} ({part})", "color": color, "dash": dash})
-        x_title = "step" if view == "per step" else "epoch"
+        x_title = {"per step": "step", "share of training": "% of the run's steps"}.get(view, "epoch")
         col.plotly_chart(ui.line_chart(traces, title, x_title, y_title), key=f"chart_{kind}_{title}")
 
 # --- quality over training: the per-epoch check (2,000 samples, the data set's classifier) --------------

@@ -160,8 +160,8 @@ for k in ok:
                    "KL(q(z_j|x) ‖ N(0, 1)) per "
                    f"dimension, summing to the ELBO's KL term ({stats['kl'].sum():.1f} nats). A unit is *active* when "
                    "Cov_x(E_q[z_j]) > 0.01 (Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, ICLR "
-                   f"2016); grey bars are inactive units: their posterior stays at the prior whatever the {noun} "
-                   "(posterior collapse), so the decoder ignores them.")
+                   "2016); units with grey labels are inactive (their bars are near zero): their posterior stays at "
+                   f"the prior whatever the {noun} (posterior collapse), so the decoder ignores them.")
 c1, c2, c3 = st.columns(3)
 seed = share.widget(c1.number_input, "Seed of the code to start from", 0, 2**31 - 1, key="ex_seed", default=0,
                     parse=share.integer(0, 2**31 - 1),

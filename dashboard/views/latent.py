@@ -41,6 +41,26 @@ if key == "tsne":  # moving the sliders computes nothing: the button starts t-SN
 request = st.session_state.get("map_request") if key == "tsne" else None
 pending = []
 
+
+def picked_ids(kind: str, widget: str, labels: np.ndarray, ids: np.ndarray) -> list[int]:
+    """The test images selected on this family's map, by test-set index: a new lasso or box replaces them; a map
+    drawn afresh (another method, the switch, a ring added) keeps them, and so does the chart's own reset of its
+    selection when its figure changes. The first view takes them from the URL (?digits_vae=...)."""
+    state = st.session_state.get(widget) if select else None
+    points = (state or {}).get("selection", {}).get("points", [])
+    rows = ui.selected_rows(points, labels)
+    seen, used = f"_ids_{kind}", f"_used_{widget}"
+    mark = sorted((p.get("curve_number"), p.get("point_index", p.get("point_number"))) for p in points)
+    if rows and st.session_state.get(used) != mark:  # a selection not applied yet (a cleared one stays cleared)
+        st.session_state[seen], st.session_state[used] = [int(ids[r]) for r in rows], mark
+    position = {int(v): i for i, v in enumerate(ids)}
+    rows = [position[v] for v in st.session_state.get(seen, []) if v in position]
+    rows = share.selection(f"digits_{kind}", rows, ids)  # ?digits_vae=<test indices>, shared
+    st.session_state[seen] = [int(ids[r]) for r in rows]
+    return rows
+
+
+maps = {}  # family -> (run, embeddings, coords, n); a map's selection is ringed on the others too
 cols = st.columns(len(runs.KINDS))
 for col, kind in zip(cols, runs.KINDS):
     with col:
@@ -62,22 +82,37 @@ for col, kind in zip(cols, runs.KINDS):
                     icon=":material/hourglass_top:")
         coords = coords if coords is not None else tsne.map2d(info.path, "pca" if key == "pca" else
                                                               "tsne-precomputed")
+        widget = f"map_{kind}_{key}"  # one chart per method: a new map never inherits another's lasso
+        maps[kind] = (info, emb, coords, n, widget,
+                      picked_ids(kind, widget, emb["labels"][:n], emb["indices"][:n]))
+everywhere = {int(i) for info, emb, _, _, _, rows in maps.values() for i in emb["indices"][rows]}
+for col, kind in zip(cols, runs.KINDS):
+    if kind not in maps:
+        continue
+    info, emb, coords, n, widget, chosen = maps[kind]
+    with col:
         fig = ui.latent_scatter(coords, emb["labels"][:n], emb["indices"][:n], runs.classes(info.path),
                                 f"{runs.LABELS[kind]} · {info.name}", select=select)
+        ringed = [r for r, i in enumerate(emb["indices"][:n]) if int(i) in everywhere]
+        if ringed:
+            ui.ring_points(fig, coords[ringed], f"selected ({len(everywhere)})")
         if select:
-            event = st.plotly_chart(fig, on_select="rerun", key=f"map_{kind}",
-                                    selection_mode=("points", "box", "lasso"))
-            chosen = ui.selected_rows(event.selection.points if event else [], emb["labels"][:n])
-            st.session_state[f"map_rows_{kind}"] = chosen
+            st.plotly_chart(fig, on_select="rerun", key=widget, selection_mode=("points", "box", "lasso"))
         else:  # a chart without selections: Streamlit would otherwise give it a drag tool that takes every swipe
-            st.plotly_chart(fig, key=f"map_still_{kind}")
-            chosen = [r for r in st.session_state.get(f"map_rows_{kind}", []) if r < n]  # the last selection stays
-        chosen = share.selection(f"digits_{kind}", chosen, emb["indices"][:n])  # ?digits_vae=<test indices>
+            st.plotly_chart(fig, key=f"still_{widget}")
         if chosen and "images" in emb:
             shown = np.array(chosen[:48])
             ui.image_grid(sampling.grid(emb["images"][shown], ncol=12),
                           caption=f"{len(chosen)} selected" + (" (first 48 shown)" if len(chosen) > 48 else ""),
                           download=f"{info.name}-selected-digits.png")
+if everywhere:
+    st.caption(f"Circled on every map: the {noun}s selected on any of them, so one model's cluster can be "
+               "found in the other's layout. A new selection on a map replaces that map's.")
+    if st.button("Clear the selections", icon=":material/deselect:", key="map_clear"):
+        for kind in maps:
+            st.session_state[f"_ids_{kind}"] = []
+            share.selection(f"digits_{kind}", [], [])  # and out of the URL
+        st.rerun()
 
 if pending:  # poll (every 2 s, this visitor only) until the maps exist, then redraw the page
     @st.fragment(run_every=2.0)

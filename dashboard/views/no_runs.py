@@ -1,13 +1,15 @@
-"""Shown instead of the comparison pages when no VAE or GAN run exists."""
+"""Shown instead of the comparison pages when no run of a compared family exists."""
 
 import streamlit as st
 
 from core import paths
 from dashboard import components as ui
+from dashboard import runs
 
 st.title("No runs found")
 # folder names as the server's settings spell them, cut to their last parts: no machine paths on screen
-st.warning(ui.short_paths(f"There are no VAE or GAN runs under `{paths.checkpoints_dir()}` or `{paths.runs_dir()}`."))
+families = " or ".join(runs.LABELS[k] for k in runs.KINDS)
+st.warning(ui.short_paths(f"There are no {families} runs under `{paths.checkpoints_dir()}` or `{paths.runs_dir()}`."))
 st.markdown("""
 Train the default pair (MNIST must be under `--data-dir`, or pass `--download` with internet access):
 

@@ -41,8 +41,9 @@ for col, (kind, info) in zip(st.columns(len(runs.KINDS), gap="large"), picked.it
     if errors[kind]:
         continue
     with col:
-        if len(picked) > 1:  # on a phone these columns stack: say whose facts follow
-            st.markdown(f"**{runs.LABELS[kind]}** · {ui.text(jobs_client.display_name(info))}")
+        if len(picked) > 1:  # on a phone these columns stack: say whose facts follow (shown there only)
+            st.container(key=f"phone_only_{kind}").markdown(
+                f"**{runs.LABELS[kind]}** · {ui.text(jobs_client.display_name(info))}")
         st.table({k: str(v) for k, v in runs.facts(info.path).items()})
         share.download_run(info.path, info.name, key=f"zip_{kind}")
         m = runs.metrics(info.path) or {}

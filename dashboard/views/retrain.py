@@ -72,9 +72,13 @@ def progress(job: dict) -> None:
     if text is None:
         text = (f"epoch {job.get('epoch', 0)}/{job.get('epochs')} · step {job.get('step', 0)}/"
                 f"{job.get('total_steps')} · {job.get('elapsed_s', 0):.0f} s elapsed · about "
-                f"{job.get('eta_s', 0):.0f} s left")
-    done = job.get("step", 0) / max(job.get("total_steps") or 1, 1)
-    st.progress(min(done, 1.0), text=f"**Your job** ({what(job)}): {text}")
+                f"{job.get('eta_s', 0):.0f} s of training left, then the latent map and the save")
+    # training fills the bar to 90 %: the latent map and the save after it take seconds more, so a full bar
+    # would sit there looking finished
+    done = 0.9 * min(job.get("step", 0) / max(job.get("total_steps") or 1, 1), 1.0)
+    if phase == "finishing":
+        done = 0.95
+    st.progress(done, text=f"**Your job** ({what(job)}): {text}")
 
 
 def cancel_button(job: dict, label: str) -> None:

@@ -63,7 +63,7 @@ columns = {  # short headers (the frame keeps the full names), the detail in eac
     "precision ↑": number("prec. ↑", format="%.3f", width=60, help="Precision (fidelity), mean over seeds"),
     "recall ↑": number(format="%.3f", width=70, help="Recall (coverage), mean over seeds"),
     "−ELBO ↓": number(format="%.1f", width=70,
-                      help="Negative ELBO on the test digits, nats per image (VAEs: evaluation, else held-out)"),
+                      help="Negative ELBO on the test images, nats per image (VAEs: evaluation, else held-out)"),
     "epochs": number(width=65), "training min": number("min", format="%.1f", width=55,
                                                        help="Training time in minutes (wall clock)"),
     "latent size": number("latent", width=60), "preset": text(width=60),
@@ -84,9 +84,12 @@ picked = [listed[i] for i in event.selection.rows if 0 <= i < len(listed)]
 families = [r.model for r in picked]  # one run each of two or more compared families, one data set
 comparable = (not any(r.error for r in picked) and set(families) <= set(runs.KINDS)
               and len(set(families)) == len(families) and len({r.dataset for r in picked}) == 1)
-if len(picked) > 1 and comparable:
-    st.session_state["select_run"] = [{"kind": r.model, "dataset": r.dataset, "path": r.path} for r in picked]
-    st.switch_page("views/overview.py")  # the sidebar takes the runs from select_run
+if len(picked) > 1 and comparable:  # a click away, never a jump away from the table
+    names = " and ".join(ui.text(r.name) for r in picked)
+    if st.button(f"Compare {names} on every page", icon=":material/compare_arrows:", type="primary",
+                 key="compare_picked"):
+        st.session_state["select_run"] = [{"kind": r.model, "dataset": r.dataset, "path": r.path} for r in picked]
+        st.switch_page("views/overview.py")  # the sidebar takes the runs from select_run
 elif len(picked) == 1:
     share.download_run(picked[0].path, picked[0].name, key="zip_picked")
 elif picked:

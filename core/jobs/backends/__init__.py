@@ -60,11 +60,13 @@ class LocalBackend:
         return local.start_job(spec, self.runs_dir, self.jobs_dir, self.data_dir, self.caps, owner=owner)
 
     def start_evaluation(self, run: str, owner: str, flavor: str | None = None) -> str:
+        from core import paths
         from core.jobs.backends import local
+        from core.run.layout import classifier_run
         from core.run.schemas import read_config
 
         dataset = read_config(self.runs_dir / run)["dataset"]["name"] if (self.runs_dir / run).is_dir() else "mnist"
-        classifier = (self.classifiers or Path("checkpoints")) / f"{dataset}-classifier"
+        classifier = (self.classifiers or paths.checkpoints_dir()) / classifier_run(dataset)
         return local.start_evaluation(run, self.runs_dir, classifier, self.jobs_dir, self.data_dir, self.caps,
                                       owner=owner)
 

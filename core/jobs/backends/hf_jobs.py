@@ -12,6 +12,8 @@ Where things live:
   (hidden temp folder, then one rename on its own disk), so a half-written folder is never listed.
 - live progress: the job prints `@progress` lines (core.jobs.progress), read back with fetch_job_logs.
 
+The Space owner's settings and a job's command line: hf_config.py; `core train --backend hf-jobs`: hf_cli.py.
+
 Secrets: the dashboard's token (HF_TOKEN) stays in this process; a job gets no secret at all (the bucket is
 mounted by the platform), and nothing here prints or returns the token.
 """
@@ -27,11 +29,21 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import datasets
 from core.jobs import progress, store
+from core.jobs.backends.hf_config import (  # noqa: F401 (START_MARGIN_S, MOUNT: read by tests)
+    INCOMING,
+    LABEL_RE,
+    MOUNT,
+    START_MARGIN_S,
+    HfJobsConfig,
+    _short,
+    _stage,
+    api,
+    train_command,
+)
 from core.jobs.spec import (
     EVAL_SAMPLES,
     Caps,
@@ -43,79 +55,12 @@ from core.jobs.spec import (
     validate_spec,
 )
 
-MOUNT = "/bucket"  # where a job sees the bucket volume
-INCOMING = "incoming"  # <bucket>/incoming/<run>/ and <run>.complete (or <run>.evaluated-<entry>)
 WAITING, FAILED, PROMOTER_LOCK = "waiting", "failed", "promoter.lock"
-START_MARGIN_S = 600  # added to the owner's time cap for the hard timeout: image pull, data, latent map, saving
 CACHE_S = 2.0  # list_jobs / logs answers are shared by every page view for this long
 PROMOTE_EVERY_S = 5.0
 LOST_AFTER_S = 120.0  # a completed job whose marker is still not visible after this long: its run is lost
-LABEL_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 STAGE_STATE = {"SCHEDULING": "running", "RUNNING": "running", "COMPLETED": "done", "ERROR": "failed",
                "CANCELED": "cancelled", "DELETED": "failed"}
-
-
-@dataclass(frozen=True)
-class HfJobsConfig:
-    """What the Space owner sets (docs/deploy.md); from_env() names the first missing variable."""
-
-    token: str = field(repr=False)
-    bucket: str  # "user/bucket": mounted into every job at MOUNT
-    bucket_dir: Path | None  # where this server sees the same bucket (its volume); None on the CLI
-    image: str  # "hf.co/spaces/user/space" (the Space's own image) or a Docker image with this repository
-    flavors: tuple[str, ...] = ("cpu-basic",)
-    max_concurrent: int = 1
-    namespace: str | None = None
-    app: str = "gan-vae-retrain"
-    data_dir: str | None = None  # DATA_DIR inside the image, when it is not the image's default
-
-    @classmethod
-    def from_env(cls, env=None, need_bucket_dir: bool = True) -> HfJobsConfig:
-        env = os.environ if env is None else env
-
-        def need(name: str, why: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                raise JobError(f"the hf-jobs backend needs {name} ({why}); see docs/deploy.md")
-            return value
-
-        token = need("HF_TOKEN", "a token with the Jobs permission, as a secret")
-        bucket = need("RETRAIN_HF_BUCKET", "the bucket runs are written to, e.g. user/retrain-runs")
-        bucket_dir = Path(need("RETRAIN_HF_BUCKET_DIR", "where the Space mounts that bucket")) \
-            if need_bucket_dir else None
-        space = env.get("SPACE_ID", "").strip()
-        image = env.get("RETRAIN_HF_IMAGE", "").strip() or (f"hf.co/spaces/{space}" if space else "")
-        if not image:
-            raise JobError("the hf-jobs backend needs RETRAIN_HF_IMAGE (outside a Space); see docs/deploy.md")
-        flavors = tuple(f.strip() for f in env.get("RETRAIN_FLAVORS", "cpu-basic").split(",") if f.strip())
-        try:
-            k = int(env.get("RETRAIN_MAX_CONCURRENT", "1"))
-        except ValueError:
-            raise JobError("RETRAIN_MAX_CONCURRENT must be a whole number") from None
-        if not flavors or not 1 <= k <= 100:
-            raise JobError("RETRAIN_FLAVORS must name at least one flavor and RETRAIN_MAX_CONCURRENT be 1 to 100")
-        app = env.get("RETRAIN_HF_APP", "").strip() or (re.sub(r"[^A-Za-z0-9_-]", "-", space) or "gan-vae-retrain")
-        return cls(token=token, bucket=bucket, bucket_dir=bucket_dir, image=image, flavors=flavors,
-                   max_concurrent=k, namespace=env.get("RETRAIN_HF_NAMESPACE", "").strip() or None, app=app[:100],
-                   data_dir=env.get("RETRAIN_HF_DATA_DIR", "").strip() or None)
-
-
-def _stage(info) -> str:
-    stage = info.status.stage
-    return stage.value if hasattr(stage, "value") else str(stage)
-
-
-def api(config: HfJobsConfig):
-    from huggingface_hub import HfApi
-
-    # HF_ENDPOINT is read here, not at import: a test (or a staging Hub) may set it after the import
-    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=config.token)
-
-
-def _short(err: Exception) -> str:
-    """An API error in one line, never with a token (huggingface_hub's messages hold none; cut anyway)."""
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return re.sub(r"hf_[A-Za-z0-9]{8,}", "hf_***", text)[:300]
 
 
 _CACHE: dict[tuple, tuple[float, object]] = {}
@@ -481,24 +426,6 @@ class HfJobsBackend:
         _CACHE.pop(("jobs", self.config.app), None)
 
 
-def train_command(spec: dict, out: str, caps: Caps, data_dir: str | None) -> list[str]:
-    """`python -m core train ...` for a checked spec, writing the run to `out` and its marker last."""
-    cmd = ["python", "-m", "core", "train", "--model", spec["model"], "--dataset", spec["dataset"],
-           "--preset", spec["preset"], "--epochs", str(spec["epochs"]), "--batch-size", str(spec["batch_size"]),
-           "--latent-dim", str(spec["latent_dim"]), "--seed", str(spec["seed"]),
-           "--time-budget", str(caps.time_budget_s), "--quality", "none", "--progress", "json",
-           "--out", out, "--marker", f"{out}.complete"]
-    if spec.get("lr") is not None:
-        cmd += ["--lr", repr(float(spec["lr"]))]
-    if spec.get("limit"):
-        cmd += ["--limit", str(spec["limit"])]
-    if spec.get("synthetic"):
-        cmd += ["--synthetic", str(spec["synthetic"])]
-    if data_dir:
-        cmd += ["--data-dir", data_dir]
-    return cmd
-
-
 # --- the promoter: submits waiting jobs while no page is open ------------------------------------------
 def ensure_promoter(state_dir: Path) -> None:
     """Caller holds queue.lock and jobs wait: start a promoter unless one holds promoter.lock."""
@@ -553,77 +480,3 @@ def run_promoter(state_dir) -> int:
     finally:
         if fd is not None:
             os.close(fd)
-
-
-# --- the CLI: python -m core train ... --backend hf-jobs [--flavor t4-small] ---------------------------
-DROP_OPTIONS = {"--backend", "--flavor", "--out", "--progress", "--marker"}
-
-
-def remote_argv(argv: list[str]) -> list[str]:
-    """The CLI's own arguments minus the ones that choose where and how it runs."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        name = a.split("=", 1)[0]
-        if name in DROP_OPTIONS:
-            skip = "=" not in a
-            continue
-        out.append(a)
-    return out
-
-
-def train_from_cli(args, argv: list[str]) -> int:
-    """Submit `core train` to Hugging Face Jobs, follow its progress, say where the run is. Exit status 0 = done."""
-    config = HfJobsConfig.from_env(need_bucket_dir=False)
-    flavor = args.flavor or config.flavors[0]
-    hf = api(config)
-    namespace = config.namespace or hf.whoami()["name"]
-    known = {h.name: h for h in hf.list_jobs_hardware()}
-    if flavor not in known:
-        print(f"error: --flavor {flavor} is not a Jobs flavor; one of: {', '.join(known)}", file=sys.stderr)
-        return 2
-    name = Path(args.out).name if args.out else f"{args.dataset}-{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not LABEL_RE.match(name):
-        print(f"error: the run name {name!r} may hold only letters, digits, '-' and '_'", file=sys.stderr)
-        return 2
-    out = f"{MOUNT}/{INCOMING}/{name}"
-    command = ["python", "-m", "core", *[a for a in remote_argv(argv)], "--out", out, "--progress", "json",
-               "--marker", f"{out}.complete"]
-    if command[3] != "train":
-        command.insert(3, "train")
-    from huggingface_hub import Volume
-
-    timeout = int(args.time_budget + START_MARGIN_S) if args.time_budget else None
-    job = hf.run_job(image=config.image, command=command, flavor=flavor, timeout=timeout,
-                     env={"PYTHONUNBUFFERED": "1"}, namespace=namespace,
-                     labels={"app": config.app, "kind": "cli", "run": name, "dataset": args.dataset},
-                     volumes=[Volume(type="bucket", source=config.bucket, mount_path=MOUNT)])
-    h = known[flavor]
-    print(f"submitted {job.id} on {flavor} (${h.unit_cost_usd * 60:.2f}/hour): {job.url}", flush=True)
-    seen = 0
-    while True:
-        info = hf.inspect_job(job_id=job.id, namespace=namespace)
-        lines = list(hf.fetch_job_logs(job_id=job.id, namespace=namespace))
-        p = progress.parse(lines)
-        for line in lines[seen:]:
-            if not line.startswith((progress.PROGRESS, progress.EPOCH)):
-                print(f"  | {line}", flush=True)
-        seen = len(lines)
-        if p.get("step"):
-            print(f"epoch {p.get('epoch')} step {p['step']}/{p['total_steps']} "
-                  f"{json.dumps(p.get('losses', {}))}", flush=True)
-        stage = _stage(info)
-        if stage in ("COMPLETED", "ERROR", "CANCELED", "DELETED"):
-            break
-        time.sleep(float(os.environ.get("RETRAIN_CLI_POLL_S", "5")))
-    minutes = (info.finished_at - info.started_at).total_seconds() / 60 if info.finished_at and info.started_at \
-        else 0
-    print(f"{stage.lower()} after {minutes:.1f} min (about ${h.unit_cost_usd * minutes:.3f})")
-    if stage != "COMPLETED":
-        print(f"error: the job ended {stage}: {info.status.message or 'see its logs at ' + job.url}",
-              file=sys.stderr)
-        return 1
-    print(f"the run is in the bucket {config.bucket} at {INCOMING}/{name}/ (marker {INCOMING}/{name}.complete)")
-    return 0
