@@ -258,8 +258,8 @@ def test_metrics_page_shows_the_evaluation(monkeypatch, evaluated_runs):
     assert all(t["mode"] == "markers" for t in pr["data"])  # names in the legend, no text labels to collide
     goto(at, "overview")
     assert any(m.label == "Fréchet distance ↓" for m in at.metric)
-    legible = [m.value for m in at.metric if m.label == "Legible ↑"]
-    assert len(legible) == 2 and all("% (real " in v for v in legible)  # real digits' share beside it
+    legible = [m for m in at.metric if m.label == "Legible ↑"]  # real images' share: in the help
+    assert len(legible) == 2 and all(m.value.endswith("%") and "Real test images: " in m.help for m in legible)
 
 
 def test_metrics_page_names_classes_and_explains_a_negative_kid_floor(monkeypatch, tmp_path, evaluated_runs):
