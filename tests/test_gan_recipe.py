@@ -268,3 +268,12 @@ def test_new_options_are_range_checked(field, value):
 def test_runs_saved_before_the_new_options_keep_their_behaviour():
     cfg = GANConfig.from_saved({"d_norm": "spectral", "ema": 0.999, "mbstd": True, "encoder_epochs": 2})
     assert (cfg.r1_gamma, cfg.r1_every, cfg.d_steps, cfg.g_width) == (0.0, 1, 1, None)
+
+
+def test_r1_penalty_stays_fp32_under_bf16_autocast():
+    model = build_model("gan", {**TINY["gan"], "d_norm": "none", "r1_gamma": 1.0})
+    x = torch.rand(5, 1, 28, 28)
+    _, plain = model.r1_penalty(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, under_bf16 = model.r1_penalty(x)
+    assert logits.dtype == torch.float32 and torch.equal(plain, under_bf16)

@@ -241,10 +241,11 @@ class GAN(nn.Module):
 
     def r1_penalty(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(D's logits on real x, E_x[||grad_x D(x)||^2]) (Mescheder et al. 2018, eq. 9), differentiable in D."""
-        x = x.detach().requires_grad_(True)
-        logits = self.discriminator(x)
-        (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True)
-        return logits, grad.float().pow(2).flatten(1).sum(1).mean()
+        x = x.detach().float().requires_grad_(True)
+        with torch.autocast(x.device.type, enabled=False):  # the double backward in fp32, also under bf16
+            logits = self.discriminator(x)
+            (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+            return logits, grad.pow(2).flatten(1).sum(1).mean()
 
     def step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
         """One update of D (on detached fakes), then (every d_steps-th call) G, then E, on a batch of [0, 1]
