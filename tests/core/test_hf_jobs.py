@@ -19,7 +19,7 @@ from core.run.folder import load_run
 from core.run.layout import list_runs
 from tests.fake_hf_jobs import TOKEN, FakeJobs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUCKET = "space-owner/retrain-runs"
 CAPS = Caps(max_lr=1.0, threads=1, embed_size=32, max_queue=1)
 TINY = {"model": "vae", "preset": "seed", "latent_dim": 8, "epochs": 2, "batch_size": 32, "synthetic": 256}

@@ -24,10 +24,10 @@ from core.run.folder import load_run
 from core.run.layout import CheckpointError
 from core.run.schemas import read_config
 
-from .test_dashboard import plain
-from .test_runs_table import select
+from ..dashboard.test_dashboard import plain
+from ..dashboard.test_runs_table import select
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 
 # --- a toy family: a linear autoencoder, in a few lines ------------------------------------------------

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.data import is_available
-
-from .browser import (
+from tests.browser import (
     PAGES,
     RECONSTRUCTIONS,
     REPO,
@@ -25,7 +24,8 @@ from .browser import (
     wait_healthy,
     wait_rendered,
 )
-from .conftest import data_root
+
+from ..conftest import data_root
 
 pytestmark = pytest.mark.browser
 LOCAL = re.compile(r"^(https?://127\.0\.0\.1:\d+/|data:|blob:|about:)")
