@@ -324,6 +324,7 @@ def test_four_families_on_every_page(app):
         elif page == "runs":
             assert set(labels) <= set(at.dataframe[0].value["family"])
             select(at, "tiny16-toy", "tiny16-toyvae", "tiny16-gan")  # three families of one data set: compared
+            at.button(key="compare_picked").click().run()
             assert at.title[0].value != "Runs" and at.session_state["pick_toyvae"].endswith("tiny16-toyvae")
         elif page == "retrain":
             assert set(labels) <= set(at.radio(key="rt_model").options)
