@@ -248,7 +248,7 @@ def markdown_names(tmp: Path):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from tests.test_run_names import LINK_NAME, live_markup, markdown_texts
+    from tests.core.test_run_names import LINK_NAME, live_markup, markdown_texts
 
     ck = tmp / "md"
     shutil.copytree(GOOD, ck / "mnist-vae")

@@ -1,7 +1,7 @@
 """Hostile input replayed. First the visitor's attacks (bench/hostile_probes.py: uploads, job ownership,
 CSV injection, names, the zip, push, the t-SNE cap, a full disk, a killed worker), one "held" / "BROKEN" line
 each; then the time and peak memory of `python -m core show` on every hostile run folder of
-tests/test_hostile.py, plus the full-size attacks (an embeddings.npz of a few MB that inflates to 2 GiB, and a
+tests/core/test_hostile.py, plus the full-size attacks (an embeddings.npz of a few MB that inflates to 2 GiB, and a
 model.safetensors header listing 1.5 M empty tensors), against the same command on the good run.
 
     python -m bench.hostile_runs              # everything (needs ~100 MB of temporary disk)
@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests import test_hostile as th
+from tests.core import test_hostile as th
 
 REPO = Path(__file__).resolve().parents[1]
 

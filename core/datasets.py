@@ -3,7 +3,7 @@
 Models take the image shape from their config (filled from this record when a run starts), the dashboard
 takes class names from here, the Hub model card its dataset id. Torch-free, like core.families.
 
-Adding a data set: one `register(DataSet(...))` with a loader, here or in a plug-in (tests/test_families.py
+Adding a data set: one `register(DataSet(...))` with a loader, here or in a plug-in (tests/core/test_families.py
 registers a 3-class 16x16 one). The built-in ones load torchvision's files (core.data.load_split).
 """
 

@@ -6,7 +6,7 @@ imports no torch (the CLI's --help and the jobs dispatcher read it): a record na
 classes by import path, and `model_class()` / `config_class()` import them when first needed.
 
 Adding a family: a model module (a class with the contract in core.models.base) and one `register(...)`
-call, here for the built-in ones or anywhere before use for a plug-in (tests/test_families.py does it).
+call, here for the built-in ones or anywhere before use for a plug-in (tests/core/test_families.py does it).
 """
 
 from __future__ import annotations

@@ -60,9 +60,8 @@ class Job:
         return text
 
     def start(self, extra_env: dict) -> None:
-        cmd = [self._map(a) for a in self.spec["command"]]
-        if cmd and cmd[0] in ("python", "python3"):
-            cmd[0] = sys.executable
+        # the image's `python` is this interpreter, also behind a GPU flavor's `sh -c … exec "$@"` prelude
+        cmd = [sys.executable if a in ("python", "python3") else self._map(a) for a in self.spec["command"]]
         env = {**os.environ, **extra_env, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
                **{k: self._map(str(v)) for k, v in self.spec.get("environment", {}).items()},
                **{k: str(v) for k, v in self.spec.get("secrets", {}).items()}}

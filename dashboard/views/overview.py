@@ -20,7 +20,7 @@ HEADLINE = [  # (metrics.json key, short label, help with the detail; {drawn}: t
     ("recall", "Recall ↑", "Share of real images inside the samples' k-NN feature manifold: coverage."),
     ("legible_share", "Legible ↑",
      "Share of samples the evaluation classifier reads with confidence above 0.9: images a reader would name "
-     "at once. In brackets: real test images."),
+     "at once.{real}"),
     ("neg_iwae", "IWAE bound ↓",
      "Upper bound on −log p(x) in nats per image from k={iwae_k} importance samples (Burda et al. 2016). VAE only."),
 ]
@@ -53,9 +53,9 @@ for col, (kind, info) in zip(st.columns(len(runs.KINDS), gap="large"), picked.it
         where = f" Mean over {evaluation.settings_text(settings)}, as on *Metrics*."
         fill = {"drawn": evaluation.settings_text(settings), "iwae_k": settings.get("iwae_k") or "?",
                 "train_images": f"{settings['train_images']:,}" if settings.get("train_images") else "the"}
-        rows = [(label, evaluation.number(key, ev[key]["mean"])
-                 + (f" (real {evaluation.number(key, real[key]['mean'])})" if key == "legible_share" and key in real
-                    else ""), hint.format(**fill) + where)
+        rows = [(label, evaluation.number(key, ev[key]["mean"]),  # the value alone: a half-width card holds no more
+                 hint.format(**fill, real=f" Real test images: {evaluation.number(key, real[key]['mean'])}."
+                             if key in real else "") + where)
                 for key, label, hint in HEADLINE if key in ev]
         held = m.get("held_out", {})  # the family's own held-out numbers (its record says which) come first:
         cards = []  # the evaluation's value where it measured the same statistic, so Metrics shows the same number

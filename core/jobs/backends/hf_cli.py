@@ -10,7 +10,16 @@ import time
 from pathlib import Path
 
 from core.jobs import progress
-from core.jobs.backends.hf_config import INCOMING, LABEL_RE, MOUNT, START_MARGIN_S, HfJobsConfig, _stage, api
+from core.jobs.backends.hf_config import (
+    INCOMING,
+    LABEL_RE,
+    MOUNT,
+    START_MARGIN_S,
+    HfJobsConfig,
+    _stage,
+    api,
+    on_flavor,
+)
 
 DROP_OPTIONS = {"--backend", "--flavor", "--out", "--progress", "--marker"}
 
@@ -52,7 +61,7 @@ def train_from_cli(args, argv: list[str]) -> int:
     from huggingface_hub import Volume
 
     timeout = int(args.time_budget + START_MARGIN_S) if args.time_budget else None
-    job = hf.run_job(image=config.image, command=command, flavor=flavor, timeout=timeout,
+    job = hf.run_job(image=config.image, command=on_flavor(command, flavor), flavor=flavor, timeout=timeout,
                      env={"PYTHONUNBUFFERED": "1"}, namespace=namespace,
                      labels={"app": config.app, "kind": "cli", "run": name, "dataset": args.dataset},
                      volumes=[Volume(type="bucket", source=config.bucket, mount_path=MOUNT)])

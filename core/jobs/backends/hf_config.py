@@ -78,6 +78,27 @@ def _short(err: Exception) -> str:
     return re.sub(r"hf_[A-Za-z0-9]{8,}", "hf_***", text)[:300]
 
 
+def torch_pins() -> tuple[str, str]:
+    """This server's torch and torchvision versions without a local build tag (2.14.1+cpu -> 2.14.1)."""
+    from importlib.metadata import version
+
+    return version("torch").split("+")[0], version("torchvision").split("+")[0]
+
+
+def on_flavor(command: list[str], flavor: str) -> list[str]:
+    """`command` as a job on `flavor` runs it. The Space's image ships a CPU-only torch; on a GPU flavor (any
+    flavor not named cpu-*) a job whose image has no CUDA build of torch first installs PyPI's build of the
+    same pins into the user's site (the image's own packages stay as they are), then runs the command."""
+    if flavor.startswith("cpu"):
+        return command
+    torch_v, vision_v = torch_pins()
+    prelude = ('if command -v nvidia-smi >/dev/null 2>&1 && ! python -c "import sys, torch; '
+               'sys.exit(torch.version.cuda is None)" 2>/dev/null; then echo "installing the CUDA build of torch"; '
+               f'pip install --quiet --user --ignore-installed torch=={torch_v} torchvision=={vision_v} || exit 3; '
+               'fi; exec "$@"')
+    return ["sh", "-c", prelude, "sh", *command]
+
+
 def train_command(spec: dict, out: str, caps: Caps, data_dir: str | None) -> list[str]:
     """`python -m core train ...` for a checked spec, writing the run to `out` and its marker last."""
     cmd = ["python", "-m", "core", "train", "--model", spec["model"], "--dataset", spec["dataset"],

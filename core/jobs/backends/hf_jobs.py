@@ -42,6 +42,7 @@ from core.jobs.backends.hf_config import (  # noqa: F401 (START_MARGIN_S, MOUNT:
     _short,
     _stage,
     api,
+    on_flavor,
     train_command,
 )
 from core.jobs.spec import (
@@ -389,7 +390,7 @@ class HfJobsBackend:
                        "--marker", f"{MOUNT}/{INCOMING}/{run}.evaluated-{entry['job_id']}"]
             if self.config.data_dir:
                 command += ["--data-dir", self.config.data_dir]
-        self.api.run_job(image=self.config.image, command=command, flavor=entry["flavor"],
+        self.api.run_job(image=self.config.image, command=on_flavor(command, entry["flavor"]), flavor=entry["flavor"],
                          env={"RETRAIN_SPEC": json.dumps(s), "PYTHONUNBUFFERED": "1"},  # no secret here
                          timeout=int(self.caps.time_budget_s + START_MARGIN_S), labels=labels, name=run,
                          volumes=[Volume(type="bucket", source=self.config.bucket, mount_path=MOUNT)],

@@ -14,7 +14,7 @@ from core.run.folder import load_model
 from core.run.schemas import read_config, read_history
 from core.train import TrainConfig, fit
 
-from .conftest import REPO, TINY, make_tiny_run
+from ..conftest import REPO, TINY, make_tiny_run
 
 CLASSIFIER = REPO / "checkpoints" / "mnist-classifier"
 

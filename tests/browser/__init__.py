@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 NO_CHROMIUM = ("no `chromium` on PATH and no $CHROMIUM: install it (Debian/Ubuntu: sudo apt-get install chromium; "
                "macOS: brew install --cask chromium) or run the other tests with: make test-no-browser")

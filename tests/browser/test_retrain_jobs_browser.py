@@ -7,9 +7,9 @@ import time
 import pytest
 
 from core.jobs.backends import hf_jobs
+from tests.browser import chromium_page, streamlit_server, wait_healthy, wait_rendered
 
-from .browser import chromium_page, streamlit_server, wait_healthy, wait_rendered
-from .fake_hf_jobs import TOKEN, FakeJobs
+from ..fake_hf_jobs import TOKEN, FakeJobs
 
 pytestmark = [pytest.mark.browser, pytest.mark.real_data]
 BUCKET = "space-owner/retrain-runs"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^sessions=(\d+) clients=(\w+) p50=([\d.]+) p95=([\d.]+) max=([\d.]+) errors=(\d+) "
                   r"server_rss_mb=(\d+) server_cpu_s_per_view=([\d.]+)$")
 

@@ -10,7 +10,7 @@ from core.run import schemas
 from core.run.folder import load_model, load_run
 from core.run.layout import CheckpointError, list_runs, run_path
 
-from .conftest import make_tiny_run
+from ..conftest import make_tiny_run
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ results follow the canvas."""
 
 import pytest
 
-from .browser import RECONSTRUCTIONS, chromium_page, draw_digit, wait_complete
+from tests.browser import RECONSTRUCTIONS, chromium_page, draw_digit, wait_complete
+
 from .test_browser import committed_server, open_page, shot_dir  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser

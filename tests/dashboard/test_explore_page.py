@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from .conftest import REPO, make_tiny_run
+from ..conftest import REPO, make_tiny_run
 from .test_dashboard import charts, goto, images, open_app
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from dashboard import uploads
 
-from .conftest import REPO
+from ..conftest import REPO
 from .test_dashboard import goto, images, open_app
 
 

@@ -8,7 +8,7 @@ from core.run.folder import load_model
 from core.runner import train_run
 from core.train import TrainConfig, TrainingDiverged, fit, make_grid, resolve_precision
 
-from .conftest import TINY, make_tiny_run
+from ..conftest import TINY, make_tiny_run
 
 
 @pytest.mark.parametrize("kind", ["vae", "gan", "classifier"])

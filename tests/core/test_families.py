@@ -24,10 +24,10 @@ from core.run.folder import load_run
 from core.run.layout import CheckpointError
 from core.run.schemas import read_config
 
-from .test_dashboard import plain
-from .test_runs_table import select
+from ..dashboard.test_dashboard import plain
+from ..dashboard.test_runs_table import select
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 
 # --- a toy family: a linear autoencoder, in a few lines ------------------------------------------------
@@ -324,6 +324,7 @@ def test_four_families_on_every_page(app):
         elif page == "runs":
             assert set(labels) <= set(at.dataframe[0].value["family"])
             select(at, "tiny16-toy", "tiny16-toyvae", "tiny16-gan")  # three families of one data set: compared
+            at.button(key="compare_picked").click().run()
             assert at.title[0].value != "Runs" and at.session_state["pick_toyvae"].endswith("tiny16-toyvae")
         elif page == "retrain":
             assert set(labels) <= set(at.radio(key="rt_model").options)

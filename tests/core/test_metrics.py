@@ -15,7 +15,7 @@ from core.run.folder import load_model
 from core.run.layout import CheckpointError
 from core.run.schemas import read_metrics
 
-from .conftest import TINY, make_tiny_run
+from ..conftest import TINY, make_tiny_run
 
 
 def gaussian(n, d=8, seed=0, shift=0.0, scale=1.0):

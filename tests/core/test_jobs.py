@@ -35,7 +35,7 @@ from core.jobs import (
 from core.run.folder import load_run
 from core.run.layout import list_runs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CAPS = Caps(max_lr=1.0, threads=1, embed_size=32)
 TINY = {"model": "vae", "preset": "seed", "latent_dim": 8, "epochs": 2, "batch_size": 32, "synthetic": 256}
 LONG = {**TINY, "epochs": 5, "batch_size": 16, "synthetic": 50_000}  # ~15k steps: outlives every test

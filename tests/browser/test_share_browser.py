@@ -5,7 +5,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from .browser import PAGES, chromium_page, wait_complete, wait_rendered
+from tests.browser import PAGES, chromium_page, wait_complete, wait_rendered
+
 from .test_browser import committed_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser

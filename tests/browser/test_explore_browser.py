@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from .browser import RECONSTRUCTIONS, chromium_page, draw_digit, wait_complete, wait_rendered
+from tests.browser import RECONSTRUCTIONS, chromium_page, draw_digit, wait_complete, wait_rendered
+
 from .test_browser import LOCAL, committed_server  # noqa: F401  (the module-scoped server fixture)
 
 pytestmark = pytest.mark.browser

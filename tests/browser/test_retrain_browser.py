@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from core.data import RAW_FILES
-
-from .browser import chromium_page, streamlit_server, wait_healthy, wait_rendered
+from tests.browser import chromium_page, streamlit_server, wait_healthy, wait_rendered
 
 pytestmark = pytest.mark.browser
 

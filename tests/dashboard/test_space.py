@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import SpaceCard
 
-from .browser import REPO, chromium_page, streamlit_server, wait_healthy
+from tests.browser import REPO, chromium_page, streamlit_server, wait_healthy
 
 SPACE_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 

@@ -200,7 +200,7 @@ def _is_number(text: str) -> bool:
 @pytest.fixture(scope="module")
 def shared_runs(tmp_path_factory, tiny_runs, splits):
     """Two VAEs and a GAN on MNIST, a Fashion-MNIST pair (copies filed under that data set)."""
-    from .conftest import make_tiny_run
+    from ..conftest import make_tiny_run
 
     root = tmp_path_factory.mktemp("shared") / "checkpoints"
     shutil.copytree(tiny_runs, root)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ..core.test_hostile import hostile_root  # noqa: F401 (fixture)
 from .test_dashboard import evaluated_runs, goto, open_app  # noqa: F401 (fixture)
-from .test_hostile import hostile_root  # noqa: F401 (fixture)
 from .test_share import click, clicks, zip_names  # noqa: F401 (fixture)
 
 
@@ -139,7 +139,7 @@ def test_one_picked_run_downloads_as_a_zip(monkeypatch, many_runs, clicks):  # n
 
 def test_hostile_run_folders_are_rows_with_their_error_and_zip_without_links(
         monkeypatch, tiny_runs, hostile_root, clicks):  # noqa: F811
-    from .test_hostile import ALL, FOLDER_LINK, expected_file
+    from ..core.test_hostile import ALL, FOLDER_LINK, expected_file
 
     at = goto(open_app(monkeypatch, hostile_root, runs=tiny_runs), "runs")
     table = at.dataframe[0].value.set_index("run")

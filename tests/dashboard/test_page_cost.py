@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import explore_cache, jobs_client, runs, sampling, series, tsne
 
-from .test_jobs import wait_for
+from ..core.test_jobs import wait_for
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.3, 0.9, 0.99])

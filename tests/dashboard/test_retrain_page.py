@@ -12,10 +12,10 @@ from core import jobs
 from core.data import RAW_FILES
 from core.jobs import Caps, cancel_all, job_status, list_jobs, queue, start_job, store
 
+from ..core.test_jobs import wait_for
 from .test_dashboard import plain
-from .test_jobs import wait_for
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 CAPS = Caps(threads=1, embed_size=32)
 LONG = {"model": "gan", "preset": "seed", "latent_dim": 8, "epochs": 5, "batch_size": 16, "synthetic": 50_000}
 ONE_EPOCH = {"model": "vae", "preset": "seed", "latent_dim": 8, "epochs": 1, "batch_size": 32, "synthetic": 256}

@@ -19,7 +19,7 @@ from core.run.folder import load_run
 from core.run.layout import list_runs
 from tests.fake_hf_jobs import TOKEN, FakeJobs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUCKET = "space-owner/retrain-runs"
 CAPS = Caps(max_lr=1.0, threads=1, embed_size=32, max_queue=1)
 TINY = {"model": "vae", "preset": "seed", "latent_dim": 8, "epochs": 2, "batch_size": 32, "synthetic": 256}
@@ -159,6 +159,9 @@ def test_the_cli_trains_on_jobs_and_lists_its_options(space):
     assert load_run(space["bucket"] / "incoming" / "cli-run").config["train_config"]["epochs"] == 1
     (job,) = space["fake"].jobs.values()
     assert job.spec["flavor"] == "t4-small" and "--backend" not in job.spec["command"]
+    # a GPU flavor's job first makes sure torch has CUDA (no nvidia-smi here: it ran the command as it was)
+    assert job.spec["command"][:2] == ["sh", "-c"] and "nvidia-smi" in job.spec["command"][2]
+    assert job.spec["command"][4:8] == ["python", "-m", "core", "train"]
     assert TOKEN not in res.stdout + res.stderr
 
 
@@ -175,3 +178,31 @@ def test_the_evaluate_button_runs_on_jobs_and_its_metrics_reach_the_run(space, r
     assert metrics["evaluation"]["settings"]["samples"] == 2000  # copied from the bucket into the listed run
     with pytest.raises(ValueError, match="only runs trained"):
         b.start_evaluation("mnist-vae", A)
+
+
+def test_a_gpu_flavor_installs_the_cuda_build_of_the_pinned_torch_only_where_missing(tmp_path):
+    """On a GPU flavor the prelude installs PyPI's CUDA build of this server's torch pins when the image's torch
+    has no CUDA and a GPU is there; otherwise it runs the command unchanged (cpu-* flavors are not wrapped)."""
+    from core.jobs.backends.hf_config import on_flavor, torch_pins
+
+    cmd = ["python", "-c", "print('trained')"]
+    assert on_flavor(cmd, "cpu-basic") == cmd
+    wrapped = on_flavor(cmd, "a10g-small")
+    torch_v, vision_v = torch_pins()
+    assert f"torch=={torch_v} torchvision=={vision_v}" in wrapped[2] and "+" not in torch_v
+    bin_dir = tmp_path / "bin"  # an image with a GPU (nvidia-smi) whose torch lacks CUDA, and a pip that logs
+    bin_dir.mkdir()
+    for name, body in {"nvidia-smi": "exit 0", "pip": f'echo "$@" > {tmp_path}/pip.args',
+                       "python": f'if [ "$1" = -c ] && [ "$2" != "print(\'trained\')" ]; then exit 1; fi; '
+                                 f'exec {sys.executable} "$@"'}.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    res = subprocess.run(wrapped, env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.splitlines() == ["installing the CUDA build of torch", "trained"]
+    assert (tmp_path / "pip.args").read_text().split() == [
+        "install", "--quiet", "--user", "--ignore-installed", f"torch=={torch_v}", f"torchvision=={vision_v}"]
+    (bin_dir / "nvidia-smi").unlink()  # no GPU: nothing installed
+    (tmp_path / "pip.args").unlink()
+    res = subprocess.run(wrapped, env=env, capture_output=True, text=True, timeout=60)
+    assert res.stdout.splitlines() == ["trained"] and not (tmp_path / "pip.args").exists()

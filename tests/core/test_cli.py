@@ -12,7 +12,7 @@ import pytest
 
 from core.__main__ import build_parser, main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COMMANDS = ["train", "list", "show", "embed", "evaluate", "push", "pull"]
 
 
@@ -85,7 +85,7 @@ def test_evaluate_reports_each_stage(tmp_path, tiny_runs, splits, monkeypatch, c
     """The CLI's progress bar is driven by evaluate_run's stages: load, real features, one per seed, ..."""
     from core import evaluate
 
-    from .conftest import make_tiny_run
+    from ..conftest import make_tiny_run
     from .test_metrics import SMALL
 
     root = tmp_path / "ck"

@@ -22,7 +22,7 @@ from core.run import folder, formats, reading, schemas
 from core.run.folder import load_run
 from core.run.layout import CheckpointError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GOOD = REPO / "checkpoints" / "mnist-vae"
 
 
@@ -362,7 +362,7 @@ def all_text(at) -> str:
 def test_every_page_renders_beside_hostile_runs(monkeypatch, tmp_path, tiny_runs, hostile_root):
     """Every hostile folder in the checkpoints folder (pickers label those by folder name), good runs in the
     runs folder."""
-    from .test_dashboard import goto, images, open_app
+    from ..dashboard.test_dashboard import goto, images, open_app
 
     at = open_app(monkeypatch, hostile_root, runs=tiny_runs)
     assert not at.exception
@@ -383,7 +383,7 @@ def test_every_page_renders_beside_hostile_runs(monkeypatch, tmp_path, tiny_runs
 def test_picking_a_hostile_run_shows_its_error_card_on_every_page(monkeypatch, tiny_runs, hostile_root):
     from dashboard import runs
 
-    from .test_dashboard import goto, open_app
+    from ..dashboard.test_dashboard import goto, open_app
 
     at = open_app(monkeypatch, hostile_root, runs=tiny_runs)
     pickable = [r for r in runs.runs_of("vae", "mnist") if r.error]
@@ -401,7 +401,7 @@ def test_picking_a_hostile_run_shows_its_error_card_on_every_page(monkeypatch, t
 def test_a_bad_run_is_checked_once_not_per_page_view(monkeypatch, tmp_path, tiny_runs):
     from core.run import folder
 
-    from .test_dashboard import goto, open_app
+    from ..dashboard.test_dashboard import goto, open_app
 
     root = tmp_path / "ck"
     shutil.copytree(tiny_runs, root)
@@ -436,7 +436,7 @@ def test_an_unexpected_page_error_is_a_short_message_with_a_reference(monkeypatc
 
     from dashboard import runs
 
-    from .test_dashboard import goto, open_app
+    from ..dashboard.test_dashboard import goto, open_app
 
     secret = "/srv/secret/server/path.py"
 

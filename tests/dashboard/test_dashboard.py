@@ -11,7 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
 
 
@@ -115,7 +115,7 @@ def test_curves_page_per_step_and_per_epoch(app):
 
 
 def test_curves_overlay_several_runs(monkeypatch, tmp_path, tiny_runs, splits):
-    from .conftest import make_tiny_run
+    from ..conftest import make_tiny_run
 
     root = tmp_path / "ck"
     shutil.copytree(tiny_runs, root)
@@ -221,8 +221,8 @@ def evaluated_runs(tmp_path_factory, tiny_runs, splits) -> Path:
     """tiny_runs plus a tiny classifier, both models evaluated on synthetic data."""
     from core.evaluate import evaluate_run
 
-    from .conftest import make_tiny_run
-    from .test_metrics import SMALL
+    from ..conftest import make_tiny_run
+    from ..core.test_metrics import SMALL
 
     root = tmp_path_factory.mktemp("evaluated") / "ck"
     shutil.copytree(tiny_runs, root)
@@ -258,8 +258,8 @@ def test_metrics_page_shows_the_evaluation(monkeypatch, evaluated_runs):
     assert all(t["mode"] == "markers" for t in pr["data"])  # names in the legend, no text labels to collide
     goto(at, "overview")
     assert any(m.label == "Fréchet distance ↓" for m in at.metric)
-    legible = [m.value for m in at.metric if m.label == "Legible ↑"]
-    assert len(legible) == 2 and all("% (real " in v for v in legible)  # real digits' share beside it
+    legible = [m for m in at.metric if m.label == "Legible ↑"]  # real images' share: in the help
+    assert len(legible) == 2 and all(m.value.endswith("%") and "Real test images: " in m.help for m in legible)
 
 
 def test_metrics_page_names_classes_and_explains_a_negative_kid_floor(monkeypatch, tmp_path, evaluated_runs):

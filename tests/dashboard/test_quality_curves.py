@@ -6,7 +6,7 @@ import torch
 from core.runner import train_run
 from core.train import TrainConfig
 
-from .conftest import REPO, TINY
+from ..conftest import REPO, TINY
 from .test_dashboard import charts, goto, open_app
 
 CLASSIFIER = REPO / "checkpoints" / "mnist-classifier"

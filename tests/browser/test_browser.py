@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.data import is_available
-
-from .browser import (
+from tests.browser import (
     PAGES,
     RECONSTRUCTIONS,
     REPO,
@@ -25,7 +24,8 @@ from .browser import (
     wait_healthy,
     wait_rendered,
 )
-from .conftest import data_root
+
+from ..conftest import data_root
 
 pytestmark = pytest.mark.browser
 LOCAL = re.compile(r"^(https?://127\.0\.0\.1:\d+/|data:|blob:|about:)")
@@ -213,6 +213,6 @@ def test_retrain_from_the_browser(tmp_path, real_data_root, tiny_runs):
         page.get_by_text("is ready").first.wait_for(timeout=180_000)
         assert page.locator('[data-testid="stException"]').count() == 0
         page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1).click()
-        option = page.get_by_role("option", name="(retrained)")
+        option = page.get_by_role("option", name="(yours)")
         option.first.wait_for(timeout=10_000)
-        assert option.first.inner_text().startswith("VAE · mnist · 1 epoch · ")  # short label, not the folder
+        assert re.match(r"ui-vae-mnist-\d{8}-\d{6} \(yours\)", option.first.inner_text())  # one name, marked

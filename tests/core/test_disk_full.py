@@ -13,7 +13,7 @@ import pytest
 from core import files
 from core.run import folder
 
-from .conftest import make_tiny_run
+from ..conftest import make_tiny_run
 
 FULL = ("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: \"No space left on device\" })"
         " (os error 28)")  # what safetensors raises on a full disk (bench/hostile_runs.py meets it on a real one)

@@ -10,7 +10,7 @@ import string
 
 import pytest
 
-from .test_dashboard import charts, goto, open_app
+from ..dashboard.test_dashboard import charts, goto, open_app
 
 LINK_NAME = "[Session expired - log in](https:evil.example)"
 HTML_NAME = "<a href='https:evil.example'>GAN<"
@@ -150,7 +150,7 @@ def test_the_cli_says_the_rule(tmp_path, capsys):
 def test_train_refuses_an_out_folder_named_off_the_rule(tmp_path, splits):
     from core.run.layout import CheckpointError
 
-    from .conftest import make_tiny_run
+    from ..conftest import make_tiny_run
 
     with pytest.raises(CheckpointError, match="invalid run name"):
         make_tiny_run("vae", tmp_path / "=1+2", splits, epochs=1)
