@@ -18,10 +18,12 @@ import threading
 import time
 from pathlib import Path
 
+from core import paths
 from core.jobs import store
 from core.jobs.spec import ACTIVE
+from core.processes import alive, child_env
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = paths.PROJECT
 SPAWN_GRACE_S = 3.0  # a dispatcher started this recently and still alive is left to take the lock
 NICE = 10  # the dispatcher and the jobs run at this lower CPU priority than the web server
 LOCK_FD_ENV, DISPATCHER_ENV = "RETRAIN_LOCK_FD", "RETRAIN_DISPATCHER_PID"  # what a job knows of its dispatcher
@@ -38,10 +40,9 @@ def ensure(jobs_dir: Path) -> None:
     # A dispatcher removes its record under queue.lock as it leaves: a record still there belongs to one that
     # is starting (it reads the queue once it holds job.lock), unless it is old or its process is gone.
     last = store._read_json(jobs_dir / store.SPAWNED)
-    if time.time() - last.get("at", 0) < SPAWN_GRACE_S and _alive(last.get("pid")):
+    if time.time() - last.get("at", 0) < SPAWN_GRACE_S and alive(last.get("pid")):
         return
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           "PYTHONUNBUFFERED": "1"}
+    env = child_env()
     with open(jobs_dir / "dispatcher.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "core.jobs", "work", str(jobs_dir)], cwd=REPO, env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -49,18 +50,6 @@ def ensure(jobs_dir: Path) -> None:
     store._write_json(jobs_dir / store.SPAWNED, {"pid": proc.pid, "at": time.time()})
     # Reap the child when it exits, so a finished dispatcher does not linger as a zombie of this process.
     threading.Thread(target=proc.wait, daemon=True).start()
-
-
-def _alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_dispatcher(jobs_dir) -> int:
@@ -112,10 +101,8 @@ def _lower_priority() -> None:
 
 def _run_child(jobs_dir: Path, jobdir: Path, fd: int) -> None:
     job = store._read_json(jobdir / store.JOB)
-    threads = str(job.get("caps", {}).get("threads", 1))  # OpenMP (t-SNE too) would otherwise take every core
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OMP_WAIT_POLICY": "PASSIVE",
-           "PYTHONUNBUFFERED": "1", LOCK_FD_ENV: str(fd), DISPATCHER_ENV: str(os.getpid())}
+    threads = int(job.get("caps", {}).get("threads", 1))  # OpenMP (t-SNE too) would otherwise take every core
+    env = child_env(threads, **{LOCK_FD_ENV: str(fd), DISPATCHER_ENV: str(os.getpid())})
     try:
         with open(jobdir / store.LOG, "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "core.jobs", "run", str(jobdir)], cwd=REPO, env=env,

@@ -55,6 +55,7 @@ from core.jobs.spec import (
     run_re,
     validate_spec,
 )
+from core.processes import child_env
 
 WAITING, FAILED, PROMOTER_LOCK = "waiting", "failed", "promoter.lock"
 CACHE_S = 2.0  # list_jobs / logs answers are shared by every page view for this long
@@ -443,7 +444,7 @@ def ensure_promoter(state_dir: Path) -> None:
             os.close(probe)
     from core.jobs.dispatcher import REPO
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = child_env()
     with open(state_dir / "promoter.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "core.jobs", "promote", str(state_dir.resolve())], cwd=REPO,
                                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
