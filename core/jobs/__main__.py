@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     if len(argv) == 2 and argv[0] == "work":
         return run_dispatcher(argv[1])
     if len(argv) == 2 and argv[0] == "promote":  # the hf-jobs backend's: submits waiting jobs as slots free
-        from core.jobs.backends.hf_jobs import run_promoter
+        from core.jobs.backends.hf_promoter import run_promoter
 
         return run_promoter(argv[1])
     print("usage: python -m core.jobs run <jobdir> | work <jobs_dir> | promote <state_dir>", file=sys.stderr)

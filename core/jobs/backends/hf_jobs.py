@@ -6,7 +6,7 @@ Where things live:
   queue, and a restart of the dashboard loses no submitted job.
 - jobs waiting for one of the RETRAIN_MAX_CONCURRENT slots: one small file each on the container's own disk
   (<state_dir>/waiting/, under the local queue lock), submitted oldest first by whoever reads the queue and by
-  a small promoter process (`python -m core.jobs promote <state_dir>`) that lives while jobs wait.
+  a small promoter process (hf_promoter.py) that lives while jobs wait.
 - the finished run: written by the job into the bucket volume, <bucket>/incoming/<run>/, then the marker
   <bucket>/incoming/<run>.complete, last. The dashboard copies a run whose marker it sees into its runs folder
   (hidden temp folder, then one rename on its own disk), so a half-written folder is never listed.
@@ -24,8 +24,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -45,6 +43,7 @@ from core.jobs.backends.hf_config import (  # noqa: F401 (START_MARGIN_S, MOUNT:
     on_flavor,
     train_command,
 )
+from core.jobs.backends.hf_promoter import ensure_promoter
 from core.jobs.spec import (
     EVAL_SAMPLES,
     Caps,
@@ -55,11 +54,9 @@ from core.jobs.spec import (
     run_re,
     validate_spec,
 )
-from core.processes import child_env
 
-WAITING, FAILED, PROMOTER_LOCK = "waiting", "failed", "promoter.lock"
+WAITING, FAILED = "waiting", "failed"
 CACHE_S = 2.0  # list_jobs / logs answers are shared by every page view for this long
-PROMOTE_EVERY_S = 5.0
 LOST_AFTER_S = 120.0  # a completed job whose marker is still not visible after this long: its run is lost
 STAGE_STATE = {"SCHEDULING": "running", "RUNNING": "running", "COMPLETED": "done", "ERROR": "failed",
                "CANCELED": "cancelled", "DELETED": "failed"}
@@ -426,59 +423,3 @@ class HfJobsBackend:
             if STAGE_STATE.get(_stage(j)) == "running":
                 self.api.cancel_job(job_id=j.id, namespace=self.namespace)
         _CACHE.pop(("jobs", self.config.app), None)
-
-
-# --- the promoter: submits waiting jobs while no page is open ------------------------------------------
-def ensure_promoter(state_dir: Path) -> None:
-    """Caller holds queue.lock and jobs wait: start a promoter unless one holds promoter.lock."""
-    lock = state_dir / PROMOTER_LOCK
-    if lock.exists():
-        import fcntl
-
-        probe = os.open(lock, os.O_RDWR)
-        try:
-            fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return  # a promoter lives
-        finally:
-            os.close(probe)
-    from core.jobs.dispatcher import REPO
-
-    env = child_env()
-    with open(state_dir / "promoter.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "core.jobs", "promote", str(state_dir.resolve())], cwd=REPO,
-                                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    threading.Thread(target=proc.wait, daemon=True).start()
-
-
-def run_promoter(state_dir) -> int:
-    """Body of `python -m core.jobs promote <state_dir>`: hold promoter.lock, submit waiting jobs as slots free,
-    leave (under queue.lock) when nothing waits. Its configuration comes from the server's environment."""
-    import fcntl
-
-    state_dir = Path(state_dir).resolve()
-    fd = os.open(state_dir / PROMOTER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return 0
-    from core import paths
-
-    backend = HfJobsBackend(paths.runs_dir(), state_dir)
-    try:
-        while True:
-            with store._queue_lock(state_dir):
-                try:
-                    backend._promote_locked()
-                except JobError as err:
-                    print(f"promote: {err}", flush=True)
-                if not backend._waiting():
-                    os.close(fd)  # under queue.lock: an enqueuer after us sees the lock free and starts one
-                    fd = None
-                    return 0
-            time.sleep(PROMOTE_EVERY_S)
-    finally:
-        if fd is not None:
-            os.close(fd)
