@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,22 +18,12 @@ from core.run.folder import load_run
 from core.run.layout import list_runs
 from tests.fake_hf_jobs import TOKEN, FakeJobs
 
+from .test_jobs import LONG, TINY, wait_for  # the local queue's tiny and long specs, and its state waiter
+
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "space-owner/retrain-runs"
 CAPS = Caps(max_lr=1.0, threads=1, embed_size=32, max_queue=1)
-TINY = {"model": "vae", "preset": "seed", "latent_dim": 8, "epochs": 2, "batch_size": 32, "synthetic": 256}
-LONG = {**TINY, "epochs": 5, "batch_size": 16, "synthetic": 50_000}  # outlives every test
 A, B, C = "owner-token-a", "owner-token-b", "owner-token-c"
-
-
-def wait_for(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
