@@ -26,7 +26,7 @@ class Model(Protocol):
     default_betas: tuple[float, float]
 
     def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
-        """Create the optimizers (one per player or network) and return them by name."""
+        """Create the optimizers (one per player or network) and return, by name, those `fit` steps."""
 
     def step(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
         """One training update on a batch of [0, 1] images; the losses it logs."""

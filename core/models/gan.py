@@ -223,7 +223,8 @@ class GAN(nn.Module):
             "g": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
             "e": torch.optim.Adam(self.encoder.parameters(), lr=lr, betas=betas),
         }
-        return self.optimizers
+        # the ones fit() steps (and its lr schedule anneals): E's only when E trains alongside G
+        return {k: v for k, v in self.optimizers.items() if k != "e" or self.config.encoder_epochs == 0}
 
     @torch.no_grad()
     def update_ema(self) -> None:

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -96,6 +97,17 @@ def test_cosine_schedule_anneals_to_zero(splits):
     model = build_model("vae", TINY["vae"])
     fit(model, *splits, TrainConfig(epochs=2, batch_size=64, lr=1e-3, lr_schedule="cosine", device="cpu"))
     assert model.optimizers["vae"].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cosine_schedule_anneals_only_the_gan_players_that_step(splits):
+    # E trains after the GAN here: it has no step to schedule, so no "scheduler before optimizer" warning
+    model = build_model("gan", {**TINY["gan"], "encoder_epochs": 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(model, *splits, TrainConfig(epochs=2, batch_size=64, lr=1e-3, lr_schedule="cosine", device="cpu"))
+    assert model.optimizers["g"].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert model.optimizers["d"].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert model.optimizers["e"].param_groups[0]["lr"] == pytest.approx(1e-3)
 
 
 @pytest.mark.parametrize("kind", ["vae", "gan", "classifier"])
