@@ -39,6 +39,7 @@ VARIANTS = {
                                                              "d_steps": 2}, {}),
     "g": ("width 64 D, width 32 G, batch-norm D, EMA", {**COMMITTED, "width": 64, "g_width": 32,
                                                         "d_norm": "batch"}, {}),
+    "h": ("committed recipe, G fed a mixture of 20 Gaussians (static GM-GAN)", {**COMMITTED, "latent_modes": 20}, {}),
 }
 KEYS = ("frechet_distance", "precision", "recall", "class_kl_to_uniform", "legible_share")
 

@@ -23,6 +23,12 @@ Options measured in the README's ablation (each recorded in config.json):
 - `d_steps`: D updates per G update (WGAN's n_critic, Arjovsky et al. 2017); each D update takes its own
   real batch, so G takes 1/d_steps as many steps per epoch.
 - `g_width`: G's channels, when they should differ from D's (`width`); None = the same.
+- `latent_modes`: K >= 2 feeds G a mixture of K Gaussians instead of one (the static GM-GAN of Ben-Yosef &
+  Weinshall 2018; DeLiGAN, Gurumurthy et al. 2017, learns the means). A continuous G maps a connected
+  latent space onto digits that fall apart into ten classes, so some mass must land between classes
+  (hybrids); with K modes the class boundaries can fall in the gaps between them. z ~ N(0, I) still goes in:
+  `LatentMixture` picks mode k = floor(Phi(z_1) * K) (uniform) and returns mu_k + z, so sampling, the
+  encoder and every page are unchanged.
 
 A GAN has no encoder. To embed and reconstruct real digits like the VAE does, an encoder E is trained to
 invert the generator that samples (G_ema when `ema` > 0); it never changes G or D. Its loss is a latent
@@ -67,6 +73,7 @@ class GANConfig:
     r1_every: int = 1  # apply R1 every N-th D step, weighted N (lazy regularisation)
     d_steps: int = 1  # D updates per G update
     g_width: int | None = None  # conv preset: G's width (maps 4*g_width -> 2*g_width -> image); None = width
+    latent_modes: int = 0  # 0: G reads z ~ N(0, I); K >= 2: a mixture of K Gaussians (Ben-Yosef & Weinshall 2018)
     encoder_recon_weight: float = 1.0  # weight of ||G(E(x)) - x||^2 against the latent regression
     encoder_epochs: int = 2  # 0: train E alongside G, step by step; N: train E for N epochs after the GAN
     image_size: int = 28  # images are channels x image_size x image_size: the data set's (core.datasets)
@@ -94,6 +101,9 @@ class GANConfig:
             if not isinstance(self.g_width, int) or isinstance(self.g_width, bool):
                 raise ValueError(f"g_width must be a whole number or None, got {self.g_width!r}")
             check_range("g_width", self.g_width, 4, 256)
+        if not isinstance(self.latent_modes, int) or isinstance(self.latent_modes, bool) or self.latent_modes == 1:
+            raise ValueError(f"latent_modes must be 0 (one Gaussian) or a whole number from 2, got {self.latent_modes!r}")
+        check_range("latent_modes", self.latent_modes, 0, 1000)
         check_range("encoder_recon_weight", self.encoder_recon_weight, 0.0, 100.0)
         if not isinstance(self.encoder_epochs, int) or isinstance(self.encoder_epochs, bool):
             raise ValueError(f"encoder_epochs must be a whole number, got {self.encoder_epochs!r}")
@@ -108,6 +118,22 @@ class GANConfig:
         cfg = cls(**{**LEGACY, **saved})
         cfg.legacy_layout = "d_norm" not in saved  # not a field: never written back to config.json
         return cfg
+
+
+class LatentMixture(nn.Module):
+    """z ~ N(0, I) (B, d) -> a draw from (1/K) sum_k N(mu_k, I): mode k = floor(Phi(z_1) K), uniform over the
+    K modes, then mu_k + z. The means are fixed, drawn once from U(-spread, spread)^d (a seeded generator of
+    their own, so building the net leaves the global random stream alone) and saved with the weights."""
+
+    def __init__(self, latent_dim: int, modes: int, spread: float = 1.5):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("means", (torch.rand(modes, latent_dim, generator=g) * 2 - 1) * spread)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        u = 0.5 * (1 + torch.erf(z[:, 0].float() / 2**0.5))  # Phi(z_1): uniform on (0, 1)
+        k = (u * len(self.means)).long().clamp_(0, len(self.means) - 1)
+        return self.means[k].to(z.dtype) + z
 
 
 class MinibatchStd(nn.Module):
@@ -168,6 +194,8 @@ class GAN(nn.Module):
                     if isinstance(m, nn.Linear):
                         spectral_norm(m)
             self.encoder = nn.Sequential(nn.Flatten(), mlp([pixels, 256, 128, c.latent_dim]))
+        if c.latent_modes:
+            self.generator.insert(0, LatentMixture(c.latent_dim, c.latent_modes))
         # G_ema: never trained by gradients, always in eval mode (its batch norm uses averaged statistics)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if c.ema > 0 else None
         self.ema_updates = 0

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from core.models import build_model
-from core.models.gan import GAN, LEGACY, GANConfig, MinibatchStd
+from core.models.gan import GAN, LEGACY, GANConfig, LatentMixture, MinibatchStd
 from core.run.folder import load_model
 from core.run.schemas import read_config, read_history
 from core.train import TrainConfig, fit
@@ -259,7 +259,8 @@ def test_separate_generator_width():
 
 
 @pytest.mark.parametrize("field,value", [("r1_gamma", -1.0), ("r1_every", 0), ("d_steps", 0), ("d_steps", 1.5),
-                                         ("g_width", 2)])
+                                         ("g_width", 2), ("latent_modes", 1), ("latent_modes", -2),
+                                         ("latent_modes", 2.5)])
 def test_new_options_are_range_checked(field, value):
     with pytest.raises(ValueError, match=field):
         GANConfig(**{field: value})
@@ -267,7 +268,33 @@ def test_new_options_are_range_checked(field, value):
 
 def test_runs_saved_before_the_new_options_keep_their_behaviour():
     cfg = GANConfig.from_saved({"d_norm": "spectral", "ema": 0.999, "mbstd": True, "encoder_epochs": 2})
-    assert (cfg.r1_gamma, cfg.r1_every, cfg.d_steps, cfg.g_width) == (0.0, 1, 1, None)
+    assert (cfg.r1_gamma, cfg.r1_every, cfg.d_steps, cfg.g_width, cfg.latent_modes) == (0.0, 1, 1, None, 0)
+
+
+def test_latent_mixture_picks_each_mode_equally_often_and_adds_its_mean():
+    mix = LatentMixture(latent_dim=4, modes=5)
+    z = torch.randn(50_000, 4, generator=torch.Generator().manual_seed(0))
+    offsets = mix(z) - z  # each row is the mean of the mode its first coordinate picked
+    gaps = torch.cdist(offsets, mix.means)
+    assert gaps.min(1).values.max() < 1e-3  # every offset is one of the means (they lie >= 0.5 apart)
+    mode = gaps.argmin(1)
+    assert torch.allclose(torch.bincount(mode, minlength=5) / len(z), torch.full((5,), 0.2), atol=0.01)
+    assert (mode[z[:, 0].argsort()].diff() >= 0).all()  # a function of z_1 alone, monotone in it
+
+
+@pytest.mark.parametrize("preset", ["conv", "seed"])
+def test_mixture_latent_trains_saves_and_reloads(tmp_path, splits, preset):
+    overrides = {"latent_modes": 3} if preset == "conv" else {"preset": "seed", "mbstd": False, "latent_modes": 3}
+    run = make_tiny_run("gan", tmp_path / "gan", splits, epochs=1, **overrides)
+    assert read_config(run)["model_config"]["latent_modes"] == 3
+    weights = load_file(run / "model.safetensors")
+    assert weights["generator.0.means"].shape == (3, TINY["gan"]["latent_dim"])
+    assert torch.equal(weights["generator_ema.0.means"], weights["generator.0.means"])  # never averaged away
+    a, b = load_model(run), load_model(run)
+    z = torch.randn(4, TINY["gan"]["latent_dim"])
+    assert torch.equal(a.sample(z), b.sample(z))
+    plain = build_model("gan", {**TINY["gan"], **{k: v for k, v in overrides.items() if k != "latent_modes"}})
+    assert "generator.0.means" not in plain.state_dict()  # K = 0 keeps the one-Gaussian layout
 
 
 def test_r1_penalty_stays_fp32_under_bf16_autocast():
