@@ -102,7 +102,7 @@ class GANConfig:
                 raise ValueError(f"g_width must be a whole number or None, got {self.g_width!r}")
             check_range("g_width", self.g_width, 4, 256)
         if not isinstance(self.latent_modes, int) or isinstance(self.latent_modes, bool) or self.latent_modes == 1:
-            raise ValueError(f"latent_modes must be 0 (one Gaussian) or a whole number from 2, got {self.latent_modes!r}")
+            raise ValueError(f"latent_modes must be 0 (one Gaussian) or a whole number >= 2, got {self.latent_modes!r}")
         check_range("latent_modes", self.latent_modes, 0, 1000)
         check_range("encoder_recon_weight", self.encoder_recon_weight, 0.0, 100.0)
         if not isinstance(self.encoder_epochs, int) or isinstance(self.encoder_epochs, bool):
