@@ -57,6 +57,9 @@ def gan_recipe_text() -> str:
         "- **Two time-scale update rule** (Heusel et al. 2017): D and G get different learning rates.",
         "- **Minibatch standard deviation** (Karras et al. 2018): D sees how varied the batch is, which makes a "
         "generator that keeps drawing the same image easy to reject.",
+        "- **A mixture of Gaussians as G's input** (Ben-Yosef & Weinshall 2018), when a run sets `latent_modes`: "
+        "a continuous G maps one connected Gaussian onto ten separate classes, so some samples must fall between "
+        "two digits; with several modes the boundaries can fall in the gaps between them.",
         "- **Keeping the best epoch**: after every epoch 2,000 samples are scored by the evaluation classifier "
         "(Training curves → Quality over training); the run keeps the epoch with the lowest Fréchet distance.",
     ]
@@ -67,10 +70,11 @@ def gan_recipe_text() -> str:
         used = [f"loss **{m.get('loss', 'non-saturating')}**", f"D normalisation **{m.get('d_norm', 'batch')}**",
                 f"EMA decay **{m.get('ema', 0.0)}**", f"D/G learning-rate ratio **{m.get('d_lr_ratio', 1.0)}**",
                 f"minibatch std **{'on' if m.get('mbstd') else 'off'}**",
+                f"latent **{str(m['latent_modes']) + ' Gaussian modes' if m.get('latent_modes') else 'one Gaussian'}**",
                 f"kept epoch **{c.get('best_epoch') or 'the last'}**"]
         name = ui.text(jobs_client.display_name(picked))
         parts.append(f"\nThe GAN run picked in the sidebar ({name}) uses: " + ", ".join(used) + ". "
-                     "The README's ablation table measures what each change does at one training budget.")
+                     "docs/gan.md's ablation tables measure what each change does at one training budget.")
     return "\n".join(parts)
 
 

@@ -11,6 +11,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from ..conftest import make_tiny_run
+
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
 
@@ -141,10 +143,20 @@ def test_concepts_page_has_the_papers_math(app, tiny_runs):
     text = " ".join(m.value for m in app.markdown)
     assert "drift towards each other" not in text
     assert " → ".join(balance_path(tiny_runs / "mnist-gan")) in text  # what this run's history says
+    assert "latent **one Gaussian**" in text
     assert "Bernoulli means" in text
     warning = app.warning[0].value
     assert "does not minimise" in warning and r"$\mathrm{KL} + \mathbb{E}_q[\log p(x\mid z)]$" in warning
     assert "their sum" not in warning
+
+
+def test_concepts_page_names_a_mixture_latent(monkeypatch, tmp_path, tiny_runs, splits):
+    root = tmp_path / "ck"
+    shutil.copytree(tiny_runs, root, ignore=shutil.ignore_patterns("mnist-gan"))
+    make_tiny_run("gan", root / "mnist-gan", splits, epochs=1, latent_modes=3)
+    at = goto(open_app(monkeypatch, root), "concepts")
+    assert not at.exception
+    assert "latent **3 Gaussian modes**" in " ".join(m.value for m in at.markdown)
 
 
 def test_metrics_page_without_evaluation_says_how(app):
