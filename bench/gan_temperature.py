@@ -18,18 +18,10 @@ from pathlib import Path
 import torch
 
 from core import data, datasets
-from core.evaluate import QualityProbe, classify, sample_scores
+from core.evaluate import QualityProbe, classify, generate, sample_scores
 from core.run.folder import load_model
 
 TEMPERATURES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
-
-
-@torch.no_grad()
-def generate_at(model, n: int, temperature: float, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
-    """n uint8 samples from z ~ N(0, temperature^2 I), the same base codes for every temperature."""
-    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed)) * temperature
-    out = [model.sample(z[i:i + batch_size]) for i in range(0, n, batch_size)]
-    return torch.cat(out).clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
 def main() -> None:
@@ -50,7 +42,7 @@ def main() -> None:
         probe = QualityProbe(root / name, train)
         for t in args.temperatures:
             s, _ = sample_scores(probe.real_feats, probe.real_radii,
-                                 *classify(probe.clf, generate_at(model, probe.samples, t)), probe.knn_k)
+                                 *classify(probe.clf, generate(model, probe.samples, seed=0, temperature=t)), probe.knn_k)
             print(f"| {name} | {t:g} | {s['frechet_distance']:.1f} | {s['precision']:.3f} | {s['recall']:.3f} | "
                   f"{s['class_kl_to_uniform']:.3f} | {s['legible_share']:.3f} |", flush=True)
     print(f"\n{args.dataset}: {probe.samples:,} samples per row against {probe.samples:,} training images")

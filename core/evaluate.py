@@ -69,12 +69,14 @@ def classify(clf, images: torch.Tensor, batch_size: int = 128) -> tuple[torch.Te
 
 
 @torch.no_grad()
-def generate(model, n: int, seed: int, batch_size: int = 256) -> torch.Tensor:
-    """n samples from z ~ N(0, I) seeded by `seed`, as uint8 (N, 1, 28, 28).
+def generate(model, n: int, seed: int, batch_size: int = 256, temperature: float = 1.0) -> torch.Tensor:
+    """n samples from z ~ N(0, temperature^2 I) seeded by `seed`, as uint8 (N, 1, 28, 28).
 
     Quantized like the real digits, so 8-bit rounding is not a cue that separates real from fake."""
     device = next(model.parameters()).device
     z = torch.randn(n, model.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+    if temperature != 1.0:
+        z = z * temperature
     out = [model.sample(z[i:i + batch_size].to(device)).cpu() for i in range(0, n, batch_size)]
     return torch.cat(out).clamp(0, 1).mul(255).round().to(torch.uint8)
 
