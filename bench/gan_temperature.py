@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
 
 from core import data, datasets
 from core.evaluate import QualityProbe, classify, generate, sample_scores
@@ -41,8 +40,8 @@ def main() -> None:
     for name in names:
         probe = QualityProbe(root / name, train)
         for t in args.temperatures:
-            s, _ = sample_scores(probe.real_feats, probe.real_radii,
-                                 *classify(probe.clf, generate(model, probe.samples, seed=0, temperature=t)), probe.knn_k)
+            samples = generate(model, probe.samples, seed=0, temperature=t)
+            s, _ = sample_scores(probe.real_feats, probe.real_radii, *classify(probe.clf, samples), probe.knn_k)
             print(f"| {name} | {t:g} | {s['frechet_distance']:.1f} | {s['precision']:.3f} | {s['recall']:.3f} | "
                   f"{s['class_kl_to_uniform']:.3f} | {s['legible_share']:.3f} |", flush=True)
     print(f"\n{args.dataset}: {probe.samples:,} samples per row against {probe.samples:,} training images")
