@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 from core import data, datasets
 from core.evaluate import QualityProbe, classify, generate, sample_scores
 from core.run.folder import load_model
