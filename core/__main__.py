@@ -1,4 +1,4 @@
-"""Command line: gan-vae train|list|show|embed|evaluate|push|pull ...   (gan-vae -h for help; `gan-vae` is
+"""Command line: gan-vae train|list|show|embed|encoder|evaluate|push|pull ...   (gan-vae -h for help; `gan-vae` is
 installed with the package and is the same program as `python -m core`).
 
 Only argparse is imported up front, so `--help` answers at once; each command imports torch and the
@@ -182,6 +182,14 @@ def cmd_embed(args) -> None:
     print(f"wrote {path / layout.EMBEDDINGS}")
 
 
+def cmd_encoder(args) -> None:
+    from core import runner
+
+    check_device(args.device)
+    path = runner.retrain_encoder(find_run(args.root, args.run), args.data_dir, epochs=args.epochs, device=args.device)
+    print(f"retrained the encoder of {path.name}: wrote its weights, embeddings, history, config and metrics")
+
+
 def cmd_evaluate(args) -> None:
     from tqdm import tqdm
 
@@ -310,6 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", type=int, default=2000, help="test images in the subset")
     e.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity")
     e.set_defaults(func=cmd_embed)
+
+    r = command("encoder", "train a GAN's encoder again, from fresh weights, against its saved generator")
+    r.add_argument("run", help="run name under --root or runs/, or a path to a run folder")
+    r.add_argument("--root", default=None, help=ROOT_HELP)
+    r.add_argument("--data-dir", default=None, help="data root (default: $DATA_DIR or data/)")
+    r.add_argument("--epochs", type=int, default=None, help="encoder epochs (default: the run's encoder_epochs, or 2)")
+    r.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda[:N] or mps")
+    r.set_defaults(func=cmd_encoder)
 
     v = command("evaluate", "measure a vae/gan run against real data; writes metrics.json and nearest.png")
     v.add_argument("run", help="run name under --root or runs/, or a path to a run folder")

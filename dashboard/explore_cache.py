@@ -16,7 +16,7 @@ from core.run import layout
 from core.run.layout import file_stamp
 from dashboard.jobs_client import data_root, dataset_available
 from dashboard.runs import classifier_path, dataset_record, embeddings, latent_dim, model
-from dashboard.sampling import generate, latent_codes
+from dashboard.sampling import codes_of, latent_codes, render
 
 ELBO_SAMPLES = 4  # draws of z for E_q[-log p(x|z)], for a drawing and for the test digits it is compared with
 
@@ -107,9 +107,9 @@ def principal(path: str) -> dict[str, np.ndarray]:
 def traversal(path: str, directions: np.ndarray, scales: np.ndarray, seed: int, steps: int) -> np.ndarray:
     """Images (rows * steps, 28, 28): the code of `seed` (as on the Samples page) moved from -3 to +3 scales
     along each direction (unit vectors (rows, D)), the rest of the code unchanged."""
-    z0 = latent_codes(seed, 1, latent_dim(path))[0]
+    z0 = codes_of(path, latent_codes(seed, 1, latent_dim(path)))[0]
     directions = np.asarray(directions, np.float32)
-    return generate(path, explore.traversal_codes(z0, directions, directions @ z0, scales, steps))
+    return render(path, explore.traversal_codes(z0, directions, directions @ z0, scales, steps))
 
 
 def nearest_test(path: str, digit: np.ndarray, k: int = 8):

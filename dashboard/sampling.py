@@ -34,6 +34,19 @@ def generate(path: str, z: np.ndarray) -> np.ndarray:
         return model(path).sample(torch.from_numpy(np.ascontiguousarray(z)))[:, 0].numpy()
 
 
+def codes_of(path: str, z: np.ndarray) -> np.ndarray:
+    """Prior draws z -> the codes the run's generator decodes them from (the space its encoder maps into):
+    z itself, except for a GAN fed a mixture of Gaussians (there mu_k + z)."""
+    with torch.inference_mode():
+        return model(path).code(torch.from_numpy(np.ascontiguousarray(z))).numpy()
+
+
+def render(path: str, codes: np.ndarray) -> np.ndarray:
+    """Decode codes (from codes_of, or a model's encoder) with the run's generator: (n, 28, 28) in [0, 1]."""
+    with torch.inference_mode():
+        return model(path).render(torch.from_numpy(np.ascontiguousarray(codes)))[:, 0].numpy()
+
+
 def reconstruct(path: str, images: np.ndarray) -> np.ndarray:
     """uint8 (n, 28, 28) -> the model's reconstructions (VAE: decoder(mu); GAN: G(E(x)))."""
     x = torch.from_numpy(images.astype(np.float32) / 255.0)[:, None]

@@ -50,10 +50,17 @@ class GenerativeModel(Model, Protocol):
         """Whether embed/reconstruct mean something yet (a GAN's encoder may still be untrained)."""
 
     def sample(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes (B, latent_dim) -> images (B, C, H, W) in [0, 1]."""
+        """Prior draws z ~ N(0, I) (B, latent_dim) -> images (B, C, H, W) in [0, 1]: render(code(z))."""
+
+    def code(self, z: torch.Tensor) -> torch.Tensor:
+        """Prior draws z -> the codes they decode from, in the space embed maps images into: z itself, except
+        for a GAN whose G reads a mixture of Gaussians (there, the mixture's draw mu_k + z)."""
+
+    def render(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes (B, latent_dim), as embed returns them or code(z) makes them -> images in [0, 1]."""
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (B, C, H, W) in [0, 1] -> latent codes (B, latent_dim)."""
+        """Images (B, C, H, W) in [0, 1] -> latent codes (B, latent_dim), which render decodes."""
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Images -> the model's rendering of their latent codes."""

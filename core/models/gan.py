@@ -27,12 +27,13 @@ Options measured in the README's ablation (each recorded in config.json):
   Weinshall 2018; DeLiGAN, Gurumurthy et al. 2017, learns the means). A continuous G maps a connected
   latent space onto digits that fall apart into ten classes, so some mass must land between classes
   (hybrids); with K modes the class boundaries can fall in the gaps between them. z ~ N(0, I) still goes in:
-  `LatentMixture` picks mode k = floor(Phi(z_1) * K) (uniform) and returns mu_k + z, so sampling, the
-  encoder and every page are unchanged.
+  `LatentMixture` picks mode k = floor(Phi(z_1) * K) (uniform) and returns the code w = mu_k + z, so sampling
+  is unchanged. E inverts G after the mixture (E(G(z)) ~ w; `code`, `render`): the mode pick is a step in
+  z_1, so a code in z would send a small error in E's z_1 to another mode's mean.
 
 A GAN has no encoder. To embed and reconstruct real digits like the VAE does, an encoder E is trained to
 invert the generator that samples (G_ema when `ema` > 0); it never changes G or D. Its loss is a latent
-regression ||E(G(z)) - z||^2 on fakes plus a pixel reconstruction ||G(E(x)) - x||^2 on real images, so E
+regression ||E(G(z)) - code(z)||^2 on fakes plus a pixel reconstruction ||G(E(x)) - x||^2 on real images, so E
 also sees real data. With `encoder_epochs` = 0, E is trained alongside G: one E step after each G step, on
 that batch's fakes and real images. With `encoder_epochs` = N > 0 (the default), E is trained after the
 GAN, for N epochs against the final, fixed G: it then inverts exactly the generator that is saved, and
@@ -224,6 +225,11 @@ class GAN(nn.Module):
         """The generator that draws samples and that E inverts: G_ema when averaging, else G."""
         return self.generator_ema if self.generator_ema is not None else self.generator
 
+    @property
+    def renderer(self) -> nn.Module:
+        """The sampler from codes on: without the mixture's mode pick when G reads a mixture."""
+        return self.sampler[1:] if self.config.latent_modes else self.sampler
+
     # --- losses --------------------------------------------------------------------------------
     def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         real_logits, fake_logits = real_logits.float(), fake_logits.float()  # bf16 autocast: losses in fp32
@@ -363,17 +369,24 @@ class GAN(nn.Module):
         self.eval()
         return history
 
+    def reset_encoder(self) -> None:
+        """E back to fresh weights (drawn from the global random stream), to be trained again by fit_after."""
+        for m in self.encoder.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        self.encoder_trained = False
+
     def encoder_losses(self, x: torch.Tensor, z: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(||E(G(z)) - z||^2 per latent dim, ||G(E(x)) - x||^2 per pixel); gradients reach E only.
-        `fake` = G(z) from the sampling generator; G is that generator too."""
-        latent = F.mse_loss(self.encoder(fake), z)
-        g = self.sampler
+        """(||E(G(z)) - code(z)||^2 per latent dim, ||G(E(x)) - x||^2 per pixel); gradients reach E only.
+        `fake` = G(z) from the sampling generator; G is that generator too (from codes on)."""
+        latent = F.mse_loss(self.encoder(fake), self.code(z))
+        g = self.sampler  # its mode is G's (a slice of it, the renderer, is a new module in train mode)
         g_mode = g.training
         g.eval()  # use (and do not update) G's running batch-norm statistics
         flags = [p.requires_grad for p in g.parameters()]
         for p in g.parameters():
             p.requires_grad_(False)
-        recon = F.mse_loss(g(self.encoder(x)), x)
+        recon = F.mse_loss(self.renderer(self.encoder(x)), x)
         for p, flag in zip(g.parameters(), flags):
             p.requires_grad_(flag)
         g.train(g_mode)
@@ -405,6 +418,15 @@ class GAN(nn.Module):
         """Latent codes (B, latent_dim) -> images (B, C, H, W) in [0, 1], from G_ema when averaging."""
         return self.sampler(z)
 
+    def code(self, z: torch.Tensor) -> torch.Tensor:
+        """z -> the code G decodes: the mixture's w = mu_k + z when G reads one, else z."""
+        return self.sampler[0](z) if self.config.latent_modes else z
+
+    @torch.no_grad()
+    def render(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes (as embed returns them, or code(z)) -> images in [0, 1], from G_ema when averaging."""
+        return self.renderer(codes)
+
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] -> latent codes E(x)."""
@@ -413,4 +435,4 @@ class GAN(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """G(E(x)), with the sampling generator."""
-        return self.sampler(self.encoder(x))
+        return self.render(self.encoder(x))

@@ -169,6 +169,13 @@ class VAE(nn.Module):
         """Latent codes (B, latent_dim) -> images (B, C, H, W): the decoder's Bernoulli means."""
         return torch.sigmoid(self.decode(z))
 
+    def code(self, z: torch.Tensor) -> torch.Tensor:
+        return z  # the posterior means live in the prior's space
+
+    @torch.no_grad()
+    def render(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.sample(codes)
+
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] -> latent codes: the posterior means mu(x)."""
@@ -176,7 +183,7 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.sample(self.embed(x))
+        return self.render(self.embed(x))
 
 
 __all__ = ["VAE", "VAEConfig", "bernoulli_nll"]

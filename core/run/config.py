@@ -20,8 +20,8 @@ READABLE_FORMATS = (1, 2)
 
 # config.json's key order: what the run is, how it was trained, on what, then provenance
 JSON_ORDER = ("model", "class", "model_config", "train_config", "parameters", "dataset", "seed", "device", "started",
-              "wall_time_s", "train_time_s", "encoder_time_s", "quality_check", "best_epoch", "latent_map",
-              "epochs_completed", "stopped_early", "versions", "git_commit", "format")
+              "wall_time_s", "train_time_s", "encoder_time_s", "encoder_retrained", "quality_check", "best_epoch",
+              "latent_map", "epochs_completed", "stopped_early", "versions", "git_commit", "format")
 
 
 @dataclass
@@ -49,6 +49,7 @@ class RunConfig:
     started: str | None = None  # UTC, ISO 8601
     train_time_s: float | None = None  # the training loop without the per-epoch quality checks
     encoder_time_s: float | None = None  # a GAN's encoder trained after the GAN
+    encoder_retrained: dict | None = None  # when, by which code, a GAN's encoder was trained again (core.runner)
     quality_check: dict | None = None
     best_epoch: int | None = None
     latent_map: dict | None = None
@@ -62,6 +63,8 @@ class RunConfig:
         d = {k: d[k] for k in JSON_ORDER}
         if not d["dataset"]["synthetic"]:
             del d["dataset"]["synthetic"]
+        if d["encoder_retrained"] is None:  # only a run whose encoder was trained again says so
+            del d["encoder_retrained"]
         return d
 
     @classmethod

@@ -140,17 +140,10 @@ def save_run(
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; a run is meant to be shared
     try:
-        write_json(tmp / CONFIG, config)
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS), metadata={"model": config["model"], "format": str(FORMAT_VERSION)})
-        write_json(tmp / HISTORY, history)
         (tmp / SAMPLES).mkdir()
         for epoch, grid in sorted((grids or {}).items()):
             write_png(tmp / SAMPLES / f"epoch_{epoch:03d}.png", grid)
-        if embeddings is not None:
-            write_embeddings(tmp, embeddings)
-        if metrics is not None:
-            write_json(tmp / METRICS, metrics)
+        _write_run_files(tmp, model, config, history, embeddings, metrics)
         move_into_place(tmp, path)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)  # first: the space it took is free again
@@ -158,6 +151,37 @@ def save_run(
             raise disk_full(f"save the run {path.name}", path.parent) from err
         raise
     return path
+
+
+def rewrite_run(path: str | os.PathLike, model: torch.nn.Module, config: dict, history: dict,
+                embeddings: dict[str, np.ndarray] | None, metrics: dict | None) -> Path:
+    """Replace an existing run's weights, config, history, embeddings and metrics together: the folder is
+    copied, the copy rewritten and moved into place, so a failure leaves the old run whole."""
+    path = Path(path).resolve()
+    read_config(path)  # a run folder, not any folder
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        shutil.copytree(path, tmp, dirs_exist_ok=True)
+        _write_run_files(tmp, model, config, history, embeddings, metrics)
+        move_into_place(tmp, path)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, Exception) and is_disk_full(err):
+            raise disk_full(f"rewrite the run {path.name}", path.parent) from err
+        raise
+    return path
+
+
+def _write_run_files(tmp: Path, model: torch.nn.Module, config: dict, history: dict,
+                     embeddings: dict[str, np.ndarray] | None, metrics: dict | None) -> None:
+    write_json(tmp / CONFIG, config)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / WEIGHTS), metadata={"model": config["model"], "format": str(FORMAT_VERSION)})
+    write_json(tmp / HISTORY, history)
+    if embeddings is not None:
+        write_embeddings(tmp, embeddings)
+    if metrics is not None:
+        write_json(tmp / METRICS, metrics)
 
 
 def move_into_place(tmp: Path, dest: Path) -> None:

@@ -181,6 +181,7 @@ def check_config(cfg, rel: str = CONFIG) -> dict:
     _object(rel, "train_config", cfg.get("train_config"), null=True)
     _object(rel, "quality_check", cfg.get("quality_check"), null=True)
     _object(rel, "latent_map", cfg.get("latent_map"), null=True)
+    _object(rel, "encoder_retrained", cfg.get("encoder_retrained"), null=True)
     _number(rel, "encoder_time_s", cfg.get("encoder_time_s"), lo=0, null=True)
     return RunConfig.from_dict(cfg).to_dict()
 

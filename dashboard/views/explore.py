@@ -241,7 +241,7 @@ st.caption(f"From test #{pool['indices'][picks[0]]} ({classes[pool['labels'][pic
 for k in readers:
     path = picked[k].path
     z = explore_cache.embed_images(path, pair)
-    path_images = sampling.generate(path, sampling.interpolation(z[0], z[1], steps_i, mode))
+    path_images = sampling.render(path, sampling.interpolation(z[0], z[1], steps_i, mode))
     row = np.concatenate([pair[:1] / 255.0, path_images, pair[1:] / 255.0]).astype(np.float32)
     st.markdown(f"**{runs.LABELS[k]}**: codes {runs.family(k).code_label}")
     ends = "-".join(str(pool["indices"][p]) for p in picks)

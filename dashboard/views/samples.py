@@ -44,11 +44,11 @@ mode = share.widget(c4.radio, "Path", ["spherical", "linear"], horizontal=True, 
                     parse=share.choice(["spherical", "linear"]),
                     help="Spherical (slerp) keeps |z| typical of N(0, I); linear passes close to the origin.")
 for k in ok:
-    z0 = sampling.latent_codes(int(seed_a), 1, dims[k])[0]
-    z1 = sampling.latent_codes(int(seed_b), 1, dims[k])[0]
+    ends = np.concatenate([sampling.latent_codes(int(s), 1, dims[k]) for s in (seed_a, seed_b)])
+    c0, c1 = sampling.codes_of(picked[k].path, ends)  # a mixture GAN: the path runs between its modes' draws
     st.markdown(f"**{runs.LABELS[k]}**")
-    codes = sampling.interpolation(z0, z1, steps, mode)
-    ui.image_grid(sampling.grid(sampling.generate(picked[k].path, codes), ncol=steps),
+    codes = sampling.interpolation(c0, c1, steps, mode)
+    ui.image_grid(sampling.grid(sampling.render(picked[k].path, codes), ncol=steps),
                   download=f"{picked[k].name}-interpolation-{seed_a}-{seed_b}-{steps}-{mode}.png")
 
 st.header(f"Reconstructions of the same test {noun}s")

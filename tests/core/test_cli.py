@@ -13,7 +13,7 @@ import pytest
 from core.__main__ import build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["train", "list", "show", "embed", "evaluate", "push", "pull"]
+COMMANDS = ["train", "list", "show", "embed", "encoder", "evaluate", "push", "pull"]
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:

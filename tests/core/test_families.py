@@ -76,6 +76,13 @@ class ToyAE(nn.Module):
     def sample(self, z):
         return self.dec(z)
 
+    def code(self, z):
+        return z
+
+    @torch.no_grad()
+    def render(self, codes):
+        return self.dec(codes)
+
     @torch.no_grad()
     def embed(self, x):
         return self.enc(x)

@@ -11,7 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from ..conftest import make_tiny_run
+from ..conftest import TINY, make_tiny_run
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
@@ -157,6 +157,18 @@ def test_concepts_page_names_a_mixture_latent(monkeypatch, tmp_path, tiny_runs, 
     at = goto(open_app(monkeypatch, root), "concepts")
     assert not at.exception
     assert "latent **3 Gaussian modes**" in " ".join(m.value for m in at.markdown)
+    for page in ("samples", "explore"):  # interpolations and traversals decode the mixture's codes
+        assert not goto(at, page).exception
+
+
+def test_a_mixture_gans_codes_decode_to_its_samples(tmp_path, splits):
+    from dashboard import sampling
+
+    path = str(make_tiny_run("gan", tmp_path / "mnist-gan", splits, epochs=1, latent_modes=3))
+    z = sampling.latent_codes(0, 4, TINY["gan"]["latent_dim"])
+    codes = sampling.codes_of(path, z)
+    assert not np.allclose(codes, z)  # the mixture's draws, mu_k + z
+    assert np.array_equal(sampling.render(path, codes), sampling.generate(path, z))
 
 
 def test_metrics_page_without_evaluation_says_how(app):
