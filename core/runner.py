@@ -172,6 +172,7 @@ def retrain_encoder(path: str | Path, data_dir: str | Path | None = None, epochs
         raise ValueError(f"the {ds['name']} files under the data root differ from those {run.name} was trained on "
                          "(sha256)")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    commit = folder.git_commit()  # the code that trains, read now (as train_run does)
     seed_everything(cfg["seed"])
     model.reset_encoder()
     t = time.perf_counter()
@@ -181,7 +182,7 @@ def retrain_encoder(path: str | Path, data_dir: str | Path | None = None, epochs
     config = {**cfg, "model_config": dataclasses.asdict(model.config),
               "encoder_time_s": round(time.perf_counter() - t, 2),
               "encoder_retrained": {"started": started, "epochs": epochs, "device": folder.device_name(dev),
-                                    "git_commit": folder.git_commit(), "versions": folder.versions()}}
+                                    "git_commit": commit, "versions": folder.versions()}}
     size = len(run.embeddings["indices"]) if run.embeddings else embed.SUBSET_SIZE
     embeddings = embed.compute_embeddings(model, *test, size=size)
     metrics = dict(run.metrics or {})
