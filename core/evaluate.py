@@ -74,8 +74,8 @@ def generate(model, n: int, seed: int, batch_size: int = 256, temperature: float
 
     Quantized like the real digits, so 8-bit rounding is not a cue that separates real from fake."""
     device = next(model.parameters()).device
-    z = torch.randn(n, model.config.latent_dim, generator=torch.Generator().manual_seed(seed)) * temperature
-    out = [model.sample(z[i:i + batch_size].to(device)).cpu() for i in range(0, n, batch_size)]
+    z = torch.randn(n, model.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+    out = [model.render(model.code(z[i:i + batch_size].to(device), temperature)).cpu() for i in range(0, n, batch_size)]
     return torch.cat(out).clamp(0, 1).mul(255).round().to(torch.uint8)
 
 

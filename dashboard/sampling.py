@@ -9,10 +9,10 @@ from core.images import make_grid
 from dashboard.runs import model
 
 
-def latent_codes(seed: int, n: int, dim: int, temperature: float = 1.0) -> np.ndarray:
-    """n codes z ~ N(0, temperature^2 I) from a seed: the same codes for every model of that latent size."""
+def latent_codes(seed: int, n: int, dim: int) -> np.ndarray:
+    """n draws z ~ N(0, I) from a seed: the same codes for every model of that latent size."""
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((n, dim)) * temperature).astype(np.float32)
+    return rng.standard_normal((n, dim)).astype(np.float32)
 
 
 def interpolation(z0: np.ndarray, z1: np.ndarray, steps: int, mode: str = "spherical") -> np.ndarray:
@@ -34,11 +34,11 @@ def generate(path: str, z: np.ndarray) -> np.ndarray:
         return model(path).sample(torch.from_numpy(np.ascontiguousarray(z)))[:, 0].numpy()
 
 
-def codes_of(path: str, z: np.ndarray) -> np.ndarray:
-    """Prior draws z -> the codes the run's generator decodes them from (the space its encoder maps into):
-    z itself, except for a GAN fed a mixture of Gaussians (there mu_k + z)."""
+def codes_of(path: str, z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Prior draws z -> the codes the run's generator decodes them from (the space its encoder maps into),
+    at a temperature: t * z, except for a GAN fed a mixture of Gaussians (there mu_k + t * z)."""
     with torch.inference_mode():
-        return model(path).code(torch.from_numpy(np.ascontiguousarray(z))).numpy()
+        return model(path).code(torch.from_numpy(np.ascontiguousarray(z)), temperature).numpy()
 
 
 def render(path: str, codes: np.ndarray) -> np.ndarray:

@@ -52,9 +52,10 @@ class GenerativeModel(Model, Protocol):
     def sample(self, z: torch.Tensor) -> torch.Tensor:
         """Prior draws z ~ N(0, I) (B, latent_dim) -> images (B, C, H, W) in [0, 1]: render(code(z))."""
 
-    def code(self, z: torch.Tensor) -> torch.Tensor:
-        """Prior draws z -> the codes they decode from, in the space embed maps images into: z itself, except
-        for a GAN whose G reads a mixture of Gaussians (there, the mixture's draw mu_k + z)."""
+    def code(self, z: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Prior draws z -> the codes they decode from, in the space embed maps images into: t * z, except for a
+        GAN whose G reads a mixture of Gaussians (there mu_k + t * z, the mode picked from z itself, so the
+        temperature t narrows each mode without changing how often each is drawn)."""
 
     def render(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (B, latent_dim), as embed returns them or code(z) makes them -> images in [0, 1]."""

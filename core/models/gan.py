@@ -123,18 +123,20 @@ class GANConfig:
 
 class LatentMixture(nn.Module):
     """z ~ N(0, I) (B, d) -> a draw from (1/K) sum_k N(mu_k, I): mode k = floor(Phi(z_1) K), uniform over the
-    K modes, then mu_k + z. The means are fixed, drawn once from U(-spread, spread)^d (a seeded generator of
-    their own, so building the net leaves the global random stream alone) and saved with the weights."""
+    K modes, then mu_k + z (mu_k + t z at temperature t). The means are fixed, drawn once from
+    U(-spread, spread)^d (a seeded generator of their own, so building the net leaves the global random stream
+    alone) and saved with the weights."""
 
     def __init__(self, latent_dim: int, modes: int, spread: float = 1.5):
         super().__init__()
         g = torch.Generator().manual_seed(0)
         self.register_buffer("means", (torch.rand(modes, latent_dim, generator=g) * 2 - 1) * spread)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         u = 0.5 * (1 + torch.erf(z[:, 0].float() / 2**0.5))  # Phi(z_1): uniform on (0, 1)
         k = (u * len(self.means)).long().clamp_(0, len(self.means) - 1)
-        return self.means[k].to(z.dtype) + z
+        # a temperature narrows the mode, not the pick (scaling z_1 first would favour the middle modes)
+        return self.means[k].to(z.dtype) + z * temperature
 
 
 class MinibatchStd(nn.Module):
@@ -418,9 +420,9 @@ class GAN(nn.Module):
         """Latent codes (B, latent_dim) -> images (B, C, H, W) in [0, 1], from G_ema when averaging."""
         return self.sampler(z)
 
-    def code(self, z: torch.Tensor) -> torch.Tensor:
-        """z -> the code G decodes: the mixture's w = mu_k + z when G reads one, else z."""
-        return self.sampler[0](z) if self.config.latent_modes else z
+    def code(self, z: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """z -> the code G decodes: the mixture's w = mu_k + t z when G reads one (mode k from z), else t z."""
+        return self.sampler[0](z, temperature) if self.config.latent_modes else z * temperature
 
     @torch.no_grad()
     def render(self, codes: torch.Tensor) -> torch.Tensor:

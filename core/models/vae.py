@@ -169,8 +169,8 @@ class VAE(nn.Module):
         """Latent codes (B, latent_dim) -> images (B, C, H, W): the decoder's Bernoulli means."""
         return torch.sigmoid(self.decode(z))
 
-    def code(self, z: torch.Tensor) -> torch.Tensor:
-        return z  # the posterior means live in the prior's space
+    def code(self, z: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        return z * temperature  # the posterior means live in the prior's space
 
     @torch.no_grad()
     def render(self, codes: torch.Tensor) -> torch.Tensor:

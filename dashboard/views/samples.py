@@ -25,14 +25,15 @@ count = share.widget(c2.select_slider, "Images", [16, 36, 64, 100], key="gen_cou
                      parse=share.choice([16, 36, 64, 100]))
 temperature = share.widget(c3.slider, "Temperature (scale of z)", 0.1, 2.0, step=0.1, key="gen_temp", default=1.0,
                            parse=share.number(0.1, 2.0, 0.1), encode=share.fmt_number,
-                           help="Codes are z ~ N(0, t² I). Below 1 trades variety for typical-looking images.")
+                           help="Codes are z ~ N(0, t² I) (a mixture GAN: each mode narrowed by t). Below 1 trades "
+                                "variety for typical-looking images.")
 with st.container(key="pair_generated"):  # side by side, on a phone too
     cols = st.columns(max(1, len(ok)))
 for col, k in zip(cols, ok):
-    z = sampling.latent_codes(int(seed), count, dims[k], temperature)
+    codes = sampling.codes_of(picked[k].path, sampling.latent_codes(int(seed), count, dims[k]), temperature)
     col.markdown(f"**{runs.LABELS[k]}**")
     with col:
-        ui.image_grid(sampling.grid(sampling.generate(picked[k].path, z), ncol=int(np.sqrt(count))),
+        ui.image_grid(sampling.grid(sampling.render(picked[k].path, codes), ncol=int(np.sqrt(count))),
                       download=f"{picked[k].name}-samples-seed{seed}-n{count}-t{temperature:g}.png")
 
 st.header("Interpolation")

@@ -76,8 +76,8 @@ class ToyAE(nn.Module):
     def sample(self, z):
         return self.dec(z)
 
-    def code(self, z):
-        return z
+    def code(self, z, temperature=1.0):
+        return z * temperature
 
     @torch.no_grad()
     def render(self, codes):

@@ -25,10 +25,11 @@ def test_render_of_code_is_sample(kind, overrides):
     model = build_model(kind, {**TINY[kind], **overrides}).eval()
     z = torch.randn(6, TINY[kind]["latent_dim"])
     assert torch.equal(model.render(model.code(z)), model.sample(z))
-    if overrides:  # the mixture's code is a mode's mean plus z
+    if overrides:  # the mixture's code is a mode's mean plus z; a temperature narrows the mode, not the pick
         assert torch.equal(model.code(z), model.sampler[0](z)) and not torch.equal(model.code(z), z)
+        assert torch.allclose(model.code(z, 0.5) - 0.5 * z, model.code(z) - z)
     else:
-        assert torch.equal(model.code(z), z)
+        assert torch.equal(model.code(z), z) and torch.equal(model.code(z, 0.5), 0.5 * z)
 
 
 def test_mixture_encoder_regresses_the_mixture_code_and_decodes_without_the_mode_pick():
