@@ -23,7 +23,7 @@ from core.train import TrainConfig
 # (name, model config, Adam learning rate of G). Rows 1-4 add one change each, ending at the committed
 # recipe (row 4); rows 5-6 are changes tried on top of row 3 and not kept.
 BASE = {"preset": "conv", "width": 32, "latent_dim": 32, "loss": "non-saturating", "d_lr_ratio": 1.0,
-        "encoder_epochs": 2}
+        "encoder_epochs": 2, "latent_modes": 0}
 VARIANTS = [
     ("DCGAN (batch-norm D, non-saturating loss)", {"d_norm": "batch", "ema": 0.0, "mbstd": False}, None),
     ("+ EMA of G's weights", {"d_norm": "batch", "ema": 0.999, "mbstd": False}, None),

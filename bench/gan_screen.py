@@ -23,7 +23,7 @@ from core.runner import train_run
 from core.train import TrainConfig
 
 COMMITTED = {"preset": "conv", "width": 32, "latent_dim": 32, "loss": "non-saturating", "d_norm": "spectral",
-             "ema": 0.999, "mbstd": True}
+             "ema": 0.999, "mbstd": True, "latent_modes": 0}
 # name -> (description, model config, train config overrides). The encoder is trained for one epoch only:
 # it plays no part in the samples the table scores.
 VARIANTS = {

@@ -57,7 +57,8 @@ PRESETS = ("conv", "seed")
 LOSSES = ("non-saturating", "minimax", "hinge")
 D_NORMS = ("batch", "spectral", "none")
 # What a config.json written before an option existed meant: loading it rebuilds that network.
-LEGACY = {"d_norm": "batch", "ema": 0.0, "d_lr_ratio": 1.0, "mbstd": False, "encoder_epochs": 0}
+LEGACY = {"d_norm": "batch", "ema": 0.0, "d_lr_ratio": 1.0, "mbstd": False, "encoder_epochs": 0, "latent_modes": 0}
+DEFAULT_LATENT_MODES = 20
 
 
 @dataclass
@@ -74,7 +75,8 @@ class GANConfig:
     r1_every: int = 1  # apply R1 every N-th D step, weighted N (lazy regularisation)
     d_steps: int = 1  # D updates per G update
     g_width: int | None = None  # conv preset: G's width (maps 4*g_width -> 2*g_width -> image); None = width
-    latent_modes: int = 0  # 0: G reads z ~ N(0, I); K >= 2: a mixture of K Gaussians (Ben-Yosef & Weinshall 2018)
+    # 0: G reads z ~ N(0, I); K >= 2: a mixture of K Gaussians (Ben-Yosef & Weinshall 2018); None = 20 for conv
+    latent_modes: int | None = None
     encoder_recon_weight: float = 1.0  # weight of ||G(E(x)) - x||^2 against the latent regression
     encoder_epochs: int = 2  # 0: train E alongside G, step by step; N: train E for N epochs after the GAN
     image_size: int = 28  # images are channels x image_size x image_size: the data set's (core.datasets)
@@ -102,6 +104,8 @@ class GANConfig:
             if not isinstance(self.g_width, int) or isinstance(self.g_width, bool):
                 raise ValueError(f"g_width must be a whole number or None, got {self.g_width!r}")
             check_range("g_width", self.g_width, 4, 256)
+        if self.latent_modes is None:  # docs/gan.md: the mixture raised precision and FD at full length (conv)
+            self.latent_modes = DEFAULT_LATENT_MODES if self.preset == "conv" else 0
         if not isinstance(self.latent_modes, int) or isinstance(self.latent_modes, bool) or self.latent_modes == 1:
             raise ValueError(f"latent_modes must be 0 (one Gaussian) or a whole number >= 2, got {self.latent_modes!r}")
         check_range("latent_modes", self.latent_modes, 0, 1000)

@@ -177,6 +177,7 @@ def _write_run_files(tmp: Path, model: torch.nn.Module, config: dict, history: d
     write_json(tmp / CONFIG, config)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / WEIGHTS), metadata={"model": config["model"], "format": str(FORMAT_VERSION)})
+    os.chmod(tmp / WEIGHTS, 0o644)  # as the JSON files: a run is meant to be read by others
     write_json(tmp / HISTORY, history)
     if embeddings is not None:
         write_embeddings(tmp, embeddings)

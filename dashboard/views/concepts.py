@@ -60,7 +60,7 @@ def gan_recipe_text() -> str:
         "- **A mixture of Gaussians as G's input** (Ben-Yosef & Weinshall 2018), when a run sets `latent_modes`: "
         "a continuous G maps one connected Gaussian onto ten separate classes, so some samples must fall between "
         "two of them; with several modes the boundaries can fall in the gaps between the modes. Such a run's "
-        "codes are the mixture's draws (a mode's mean plus z): its encoder maps digits to them, and its "
+        "codes are the mixture's draws (a mode's mean plus z): its encoder maps images to them, and its "
         "interpolations run between them.",
         "- **Keeping the best epoch**: after every epoch 2,000 samples are scored by the evaluation classifier "
         "(Training curves → Quality over training); the run keeps the epoch with the lowest Fréchet distance.",

@@ -55,10 +55,11 @@ def test_ema_weights_are_saved_and_strictly_reloaded(tmp_path, splits):
     tensors = load_file(str(run / "model.safetensors"))
     assert any(k.startswith("generator_ema.") for k in tensors)
     loaded = load_model(run)
-    assert torch.equal(loaded.generator_ema.state_dict()["0.0.weight"], tensors["generator_ema.0.0.weight"])
+    key = next(k for k in tensors if k.startswith("generator_ema.") and k.endswith(".weight"))
+    assert torch.equal(loaded.state_dict()[key], tensors[key])
     z = torch.randn(4, TINY["gan"]["latent_dim"])
     assert torch.equal(loaded.sample(z), loaded.generator_ema(z))
-    del tensors["generator_ema.0.0.weight"]  # a file without the average no longer matches its config
+    del tensors[key]  # a file without the average no longer matches its config
     from safetensors.torch import save_file
 
     save_file(tensors, str(run / "model.safetensors"))
@@ -252,8 +253,8 @@ def test_two_d_steps_per_g_step(splits, monkeypatch):
 
 def test_separate_generator_width():
     model = build_model("gan", {**TINY["gan"], "g_width": 8})
-    assert model.generator[0][0].out_features == 4 * 8 * 7 * 7  # G: 4*g_width maps of 7x7, then 2*g_width
-    assert build_model("gan", TINY["gan"]).generator[0][0].out_features == 4 * TINY["gan"]["width"] * 7 * 7
+    assert model.renderer[0][0].out_features == 4 * 8 * 7 * 7  # G: 4*g_width maps of 7x7, then 2*g_width
+    assert build_model("gan", TINY["gan"]).renderer[0][0].out_features == 4 * TINY["gan"]["width"] * 7 * 7
     assert model.discriminator[0].out_channels == TINY["gan"]["width"]  # D keeps width
     assert model.sample(torch.randn(2, TINY["gan"]["latent_dim"])).shape == (2, 1, 28, 28)
 
@@ -264,6 +265,11 @@ def test_separate_generator_width():
 def test_new_options_are_range_checked(field, value):
     with pytest.raises(ValueError, match=field):
         GANConfig(**{field: value})
+
+
+def test_the_mixture_latent_is_the_conv_default():
+    assert GANConfig().latent_modes == 20 and GANConfig(preset="seed", mbstd=False).latent_modes == 0
+    assert GANConfig(latent_modes=0).latent_modes == 0
 
 
 def test_runs_saved_before_the_new_options_keep_their_behaviour():
@@ -293,7 +299,7 @@ def test_mixture_latent_trains_saves_and_reloads(tmp_path, splits, preset):
     a, b = load_model(run), load_model(run)
     z = torch.randn(4, TINY["gan"]["latent_dim"])
     assert torch.equal(a.sample(z), b.sample(z))
-    plain = build_model("gan", {**TINY["gan"], **{k: v for k, v in overrides.items() if k != "latent_modes"}})
+    plain = build_model("gan", {**TINY["gan"], **overrides, "latent_modes": 0})
     assert "generator.0.means" not in plain.state_dict()  # K = 0 keeps the one-Gaussian layout
 
 

@@ -143,7 +143,7 @@ def test_concepts_page_has_the_papers_math(app, tiny_runs):
     text = " ".join(m.value for m in app.markdown)
     assert "drift towards each other" not in text
     assert " → ".join(balance_path(tiny_runs / "mnist-gan")) in text  # what this run's history says
-    assert "latent **one Gaussian**" in text
+    assert "latent **20 Gaussian modes**" in text  # the conv default
     assert "Bernoulli means" in text
     warning = app.warning[0].value
     assert "does not minimise" in warning and r"$\mathrm{KL} + \mathbb{E}_q[\log p(x\mid z)]$" in warning
