@@ -2,7 +2,8 @@
 
     python -m bench.gan_temperature --data-dir ../shared/data [--run checkpoints/mnist-gan] [--dataset mnist]
 
-Draws z ~ N(0, t^2 I) instead of N(0, I) (t = 1 is the model as trained; t < 1 is the "truncation trick"
+Draws z ~ N(0, t^2 I) instead of N(0, I) (a GAN fed a latent mixture: mu_k + t z, each mode narrowed and the
+modes' shares kept; t = 1 is the model as trained; t < 1 is the "truncation trick"
 in its simplest form: BigGAN, Brock et al. 2019, resamples |z| above a threshold instead) and scores the
 samples with the per-epoch quality check (2,000 samples against a fixed 2,000-image training subset) in
 every classifier's features (default: the committed conv classifier and, where it exists, the dense one).
