@@ -57,7 +57,8 @@ def gan_recipe_text() -> str:
         "- **Two time-scale update rule** (Heusel et al. 2017): D and G get different learning rates.",
         "- **Minibatch standard deviation** (Karras et al. 2018): D sees how varied the batch is, which makes a "
         "generator that keeps drawing the same image easy to reject.",
-        "- **A mixture of Gaussians as G's input** (Ben-Yosef & Weinshall 2018), when a run sets `latent_modes`: "
+        "- **A mixture of Gaussians as G's input** (Ben-Yosef & Weinshall 2018; 20 modes by default for the conv "
+        "nets, `latent_modes`): "
         "a continuous G maps one connected Gaussian onto ten separate classes, so some samples must fall between "
         "two of them; with several modes the boundaries can fall in the gaps between the modes. Such a run's "
         "codes are the mixture's draws (a mode's mean plus z): its encoder maps images to them, and its "
@@ -127,7 +128,8 @@ st.header("Side by side")
 st.table({
     "": ["What it learns", "Sampling", "Encoding a real image", "Likelihood", "Training signal", "Stability",
          "Typical failure"],
-    "GAN": ["A generator G: z ↦ x (and a discriminator D to train it)", "x = G(z), z ~ N(0, I): one pass",
+    "GAN": ["A generator G: z ↦ x (and a discriminator D to train it)",
+            "x = G(z), z ~ N(0, I) (here through a mixture of Gaussians): one pass",
             "None built in; here an encoder E trained to invert G", "None: implicit model, no p(x)",
             "D's judgement of real vs generated", "A saddle point: losses oscillate", "Mode collapse / dropping"],
     "VAE": ["An encoder q(z|x) and a decoder p(x|z)",
