@@ -50,7 +50,7 @@ train: install
 	$(PY) -m core train --model classifier --arch mlp --epochs 10 --precision fp32 --threads 1 --data-dir $(DATA_DIR) --out checkpoints/mnist-classifier-mlp --overwrite
 	$(PY) -m core train --model vae --epochs 50 --lr-schedule cosine --data-dir $(DATA_DIR) --out checkpoints/mnist-vae --overwrite
 	$(PY) -m core train --model gan --latent-modes 20 --epochs 150 --lr-schedule cosine --time-budget 6600 --threads 2 --keep-best --data-dir $(DATA_DIR) --out checkpoints/mnist-gan --overwrite
-	$(PY) -m core train --model gan --dataset fashion-mnist --epochs 66 --lr-schedule cosine --time-budget 2700 --threads 2 --keep-best --data-dir $(DATA_DIR) --out checkpoints/fashion-mnist-gan --overwrite
+	$(PY) -m core train --model gan --dataset fashion-mnist --latent-modes 20 --epochs 100 --lr-schedule cosine --time-budget 6600 --threads 1 --keep-best --data-dir $(DATA_DIR) --out checkpoints/fashion-mnist-gan --overwrite
 
 bench: install browser
 	$(PY) bench/train_speed.py --data-dir $(DATA_DIR)
