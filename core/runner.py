@@ -164,10 +164,8 @@ def retrain_encoder(path: str | Path, data_dir: str | Path | None = None, epochs
     model = run.model.to(dev)
     model.config = dataclasses.replace(model.config, encoder_epochs=epochs)
     ds = cfg["dataset"]
-    train, test = load_data(ds["name"], data_dir, dev)
-    # a run trained with --limit N recorded N as its split sizes: the same first N images again
-    train = tuple(t[:ds.get("train_size") or len(t)] for t in train)
-    test = tuple(t[:ds.get("test_size") or len(t)] for t in test)
+    # a run trained with --limit N recorded its train split as N images: the same first N of each split again
+    train, test = load_data(ds["name"], data_dir, dev, limit=ds.get("train_size"))
     if ds.get("sha256") and data.checksum(train, test) != ds["sha256"]:
         raise ValueError(f"the {ds['name']} files under the data root differ from those {run.name} was trained on "
                          "(sha256)")
